@@ -1,0 +1,1 @@
+"""Cairn: a durable, declarative state-machine workflow engine."""
