@@ -1,0 +1,147 @@
+"""Event types (what happened, past tense) and commands (what the outside world asks).
+
+The history is the truth: an execution's state is the fold of its events, so every event
+carries all the data ``evolve`` needs.  Events share one shape (type, time, scope, state,
+details) because that is how they are stored, listed and read by people; ``details`` of each
+type are described next to its name below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from engine.expressions import JSON
+
+# -- event types and their details ---------------------------------------------------------
+EXECUTION_STARTED = "ExecutionStarted"  # execution_id, run, workflow, version, input
+STATE_ENTERED = "StateEntered"  # input, entry
+STATE_EXITED = "StateExited"  # output (absent when the state failed)
+TASK_SCHEDULED = "TaskScheduled"  # task_id, activity, input, attempt, key, queue, timeout...
+TASK_STARTED = "TaskStarted"  # task_id, worker, attempt
+TASK_SUCCEEDED = "TaskSucceeded"  # task_id, result, compensable
+TASK_FAILED = "TaskFailed"  # task_id, error, cause
+TASK_TIMED_OUT = "TaskTimedOut"  # task_id, error, cause
+RETRY_SCHEDULED = "RetryScheduled"  # retrier, retry, delay, error
+TIMER_STARTED = "TimerStarted"  # timer_id, due, purpose (wait | retry | execution)
+TIMER_FIRED = "TimerFired"  # timer_id
+TIMER_CANCELLED = "TimerCancelled"  # timer_id
+SIGNAL_RECEIVED = "SignalReceived"  # name, payload
+SIGNAL_CONSUMED = "SignalConsumed"  # signal (the seq of its SignalReceived), name
+BRANCH_STARTED = "BranchStarted"  # index (a Parallel branch or a Map item)
+BRANCH_SUCCEEDED = "BranchSucceeded"  # index, output
+BRANCH_FAILED = "BranchFailed"  # index, error, cause
+BRANCHES_CANCELLED = "BranchesCancelled"  # (every running branch of the state is stopped)
+COMPENSATION_SCHEDULED = "CompensationScheduled"  # steps: [{seq, state}] in the order run
+EXECUTION_SUCCEEDED = "ExecutionSucceeded"  # output
+EXECUTION_FAILED = "ExecutionFailed"  # error, cause
+EXECUTION_TIMED_OUT = "ExecutionTimedOut"  # error, cause
+EXECUTION_CANCELLED = "ExecutionCancelled"  # reason
+
+CLOSING = {
+    EXECUTION_SUCCEEDED: "SUCCEEDED",
+    EXECUTION_FAILED: "FAILED",
+    EXECUTION_TIMED_OUT: "TIMED_OUT",
+    EXECUTION_CANCELLED: "CANCELLED",
+}
+"""The events that close an execution, and the status each leaves it in."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One entry of an execution's history."""
+
+    seq: int
+    type: str
+    time: float
+    scope: str = ""
+    state: str | None = None
+    details: dict[str, JSON] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "type": self.type,
+            "time": self.time,
+            "scope": self.scope,
+            "state": self.state,
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Event:
+        return cls(**data)
+
+
+# -- commands: what happened outside, handed to ``decide`` ----------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Start:
+    """Start a run of an execution with its input."""
+
+    execution_id: str
+    input: JSON
+    run: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BeginTask:
+    """A worker claimed a task and is about to run it."""
+
+    task_id: str
+    worker: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteTask:
+    """A task's activity returned ``result``."""
+
+    task_id: str
+    result: JSON
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailTask:
+    """A task's activity failed; ``retryable=False`` skips the Retry rules."""
+
+    task_id: str
+    error: str
+    cause: str
+    retryable: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeOutTask:
+    """A started task ran past its TimeoutSeconds or missed its heartbeat."""
+
+    task_id: str
+    error: str
+    cause: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FireTimer:
+    """A durable timer is due."""
+
+    timer_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Signal:
+    """A named signal arrived for the execution."""
+
+    name: str
+    payload: JSON = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cancel:
+    """Someone asked the execution to stop."""
+
+    reason: str = ""
+
+
+Command: TypeAlias = (
+    Start | BeginTask | CompleteTask | FailTask | TimeOutTask | FireTimer | Signal | Cancel
+)
