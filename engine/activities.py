@@ -37,8 +37,7 @@ class Registry(Mapping[str, Handler]):
         existing = self._handlers.get(name)
         if existing is not None and existing is not handler:
             raise errors.CairnError(
-                f"activity {name!r} is registered twice "
-                f"({_where(existing)} and {_where(handler)})"
+                f"activity {name!r} is registered twice ({_where(existing)} and {_where(handler)})"
             )
         self._handlers[name] = handler
 

@@ -1,0 +1,83 @@
+"""Running one activity: its context, the call (sync or async), and checking what it returned.
+
+Whatever the handler does, the outcome is a command for the core, never an exception that
+could take the worker down: a handler's exception becomes a task failure named after its
+class, and a result that is not JSON or is too large fails the task with a clear cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import activities, events
+from engine.expressions import JSON
+
+PAYLOAD_LIMIT = 256 * 1024
+"""Largest input or task result, in bytes of compact JSON (as Step Functions)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class Context:
+    """What an activity knows about the task it runs, and its line back to the engine."""
+
+    execution_id: str
+    state: str
+    activity: str
+    task_id: str
+    attempt: int
+    idempotency_key: str
+    heartbeat_details: JSON = None
+    """The details of the last heartbeat of an earlier attempt: where to resume from."""
+    _beat: Callable[[JSON], bool] = field(default=lambda details: True, repr=False)
+    lease_lost: bool = False
+
+    def heartbeat(self, details: JSON = None) -> None:
+        """Tell the engine the activity is alive, optionally with progress to resume from."""
+        if not self._beat(details):
+            self.lease_lost = True
+
+
+def invoke(handler: activities.Handler, params: JSON, ctx: Context) -> events.Command:
+    """Run ``handler`` and turn whatever happens into CompleteTask or FailTask."""
+    try:
+        result = handler(params, ctx)
+        if inspect.isawaitable(result):
+            result = asyncio.run(_await(result))
+    except activities.ActivityError as exc:
+        return events.FailTask(
+            task_id=ctx.task_id, error=exc.name, cause=exc.cause, retryable=exc.retryable
+        )
+    except Exception as exc:
+        return events.FailTask(task_id=ctx.task_id, error=type(exc).__name__, cause=str(exc))
+    return check_result(ctx, result)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def check_result(ctx: Context, result: Any) -> events.Command:
+    """A valid result completes the task; one that is not JSON or too large fails it."""
+    try:
+        size = len(json.dumps(result, separators=(",", ":"), allow_nan=False).encode())
+    except (TypeError, ValueError) as exc:
+        return events.FailTask(
+            task_id=ctx.task_id,
+            error="States.Runtime",
+            cause=f"activity {ctx.activity} returned a result that is not JSON: {exc}",
+            retryable=False,
+        )
+    if size > PAYLOAD_LIMIT:
+        return events.FailTask(
+            task_id=ctx.task_id,
+            error="States.DataLimitExceeded",
+            cause=f"activity {ctx.activity} returned {size} bytes; "
+            f"the limit is {PAYLOAD_LIMIT // 1024} KiB",
+            retryable=False,
+        )
+    return events.CompleteTask(task_id=ctx.task_id, result=result)

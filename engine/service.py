@@ -1,0 +1,541 @@
+"""The shell around the pure core: load, fold, decide, append; one transaction per cause.
+
+Everything that changes an execution goes through ``Service.transition``: it loads the
+snapshot, runs ``decide`` for the command, and writes the events, the new snapshot and the
+tasks and timers the decision created or dropped, atomically.  A worker that completes a
+task may claim the task that follows in the same transaction, which saves a commit per step.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+import sqlalchemy as sa
+
+from engine import database, decider, definition, errors, events, model, store, tables
+from engine.invoke import PAYLOAD_LIMIT
+from engine import state as st
+from engine.expressions import JSON
+
+DEFAULT_LEASE = 30.0
+"""Lease of a task without HeartbeatSeconds; the worker renews it while the activity runs."""
+CONFLICT_RETRIES = 20
+
+
+class NotFound(errors.CairnError):
+    """No such execution, workflow or version."""
+
+    exit_code = 2
+
+
+class InvalidInput(errors.CairnError):
+    """The input does not fit the workflow (InputSchema, JSON, size); nothing was started."""
+
+    exit_code = 2
+
+
+class Conflict(errors.CairnError):
+    """The request contradicts what is recorded (a different definition or input)."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """A task leased to a worker: what the activity needs to run."""
+
+    task_id: str
+    execution_id: str
+    activity: str
+    state: str
+    input: JSON
+    attempt: int
+    key: str
+    timeout: int | None
+    heartbeat: int | None
+    deadline: float | None
+    heartbeat_details: JSON = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Offer:
+    """What a worker can take on in the transaction that completes its current task."""
+
+    worker: str
+    queues: Collection[str]
+    activities: Collection[str]
+    slots: int = 1
+
+
+@dataclass(slots=True)
+class Notifier:
+    """Wakes in-process workers and waiters at once; other processes poll the database."""
+
+    condition: threading.Condition = field(default_factory=threading.Condition)
+    generation: int = 0
+
+    def notify(self) -> None:
+        with self.condition:
+            self.generation += 1
+            self.condition.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> int:
+        with self.condition:
+            if self.generation == seen:
+                self.condition.wait(timeout)
+            return self.generation
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deployed:
+    name: str
+    version: int
+    sha256: str
+    created: bool
+
+
+class Service:
+    """Cairn's operations on one database: deploy, start, signal, work, inspect."""
+
+    def __init__(self, db: sa.Engine, *, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.clock = clock
+        self.notifier = Notifier()
+        self._definitions: dict[tuple[str, int], model.Definition] = {}
+
+    # -- definitions ----------------------------------------------------------------------
+    def deploy(self, document: definition.Document) -> Deployed:
+        """Register a version; identical content again is a no-op, different content refused."""
+        name, version = document.name, document.version
+        with self.db.begin() as conn:
+            row = store.definition_row(conn, name, version)
+            if row is not None:
+                if row.sha256 != document.sha256:
+                    raise Conflict(
+                        f"{name} version {version} is already deployed with different content "
+                        f"(sha256 {row.sha256[:12]}); deployed versions are immutable, "
+                        f"give this one a new Version"
+                    )
+                return Deployed(name=name, version=version, sha256=row.sha256, created=False)
+            conn.execute(
+                tables.definitions.insert().values(
+                    name=name,
+                    version=version,
+                    sha256=document.sha256,
+                    body=document.body,
+                    source=document.source,
+                    deployed_at=self.clock(),
+                )
+            )
+        return Deployed(name=name, version=version, sha256=document.sha256, created=True)
+
+    def definition(self, name: str, version: int | None = None) -> model.Definition:
+        """A deployed definition (the newest version when none is given), built once."""
+        if version is not None and (name, version) in self._definitions:
+            return self._definitions[(name, version)]
+        with self.db.connect() as conn:
+            row = store.definition_row(conn, name, version)
+        if row is None:
+            which = name if version is None else f"{name}@{version}"
+            raise NotFound(f"no workflow {which} is deployed (deploy it with `cairn deploy`)")
+        key = (row.name, row.version)
+        if key not in self._definitions:
+            self._definitions[key] = model.build(row.body)
+        return self._definitions[key]
+
+    # -- starting ---------------------------------------------------------------------------
+    def start(
+        self,
+        workflow: str,
+        input: JSON = None,
+        *,
+        version: int | None = None,
+        execution_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Start an execution; the same id with the same input returns the existing one."""
+        spec = self.definition(workflow, version)
+        input = {} if input is None else input
+        _check_input(spec, input)
+        execution_id = execution_id or uuid.uuid4().hex
+        now = self.clock()
+        decision = decider.decide(
+            spec, st.initial_state(), events.Start(execution_id=execution_id, input=input), now
+        )
+        try:
+            with self.db.begin() as conn:
+                existing = store.execution_row(conn, execution_id)
+                if existing is None:
+                    store.insert_execution(conn, decision.state)
+                    self._write(conn, execution_id, decision.state, decision.events, {}, None)
+        except sa.exc.IntegrityError:
+            existing = self._row(execution_id)
+        if existing is not None:
+            if existing.workflow != spec.name or existing.input != input:
+                raise Conflict(
+                    f"execution {execution_id!r} already exists "
+                    f"({existing.workflow}@{existing.version}) with a different input"
+                )
+            return _view(existing)
+        self.notifier.notify()
+        return self.describe(execution_id)
+
+    # -- the one way state changes --------------------------------------------------------
+    def transition(
+        self,
+        execution_id: str,
+        commands: Sequence[events.Command],
+        *,
+        offer: Offer | None = None,
+        conn: sa.Connection | None = None,
+    ) -> tuple[st.Execution, list[Claim]]:
+        """Apply commands in one transaction; with ``offer``, claim new tasks it can run."""
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                if conn is not None:
+                    return self._transition(conn, execution_id, commands, offer)
+                with self.db.begin() as own:
+                    result = self._transition(own, execution_id, commands, offer)
+                self.notifier.notify()
+                return result
+            except (store.ConcurrencyConflict, sa.exc.IntegrityError):
+                if conn is not None or attempt == CONFLICT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _transition(
+        self,
+        conn: sa.Connection,
+        execution_id: str,
+        commands: Sequence[events.Command],
+        offer: Offer | None,
+    ) -> tuple[st.Execution, list[Claim]]:
+        loaded = store.load(conn, execution_id)
+        if loaded is None:
+            raise NotFound(f"no execution {execution_id!r}")
+        spec = self.definition(loaded.workflow, loaded.version)
+        now = self.clock()
+        state, new_events = loaded.state, []
+        for command in commands:
+            decision = decider.decide(spec, state, command, now)
+            state = decision.state
+            new_events.extend(decision.events)
+        claims: dict[str, float] = {}
+        if offer is not None:
+            for task in _takeable(loaded.state, state, offer):
+                decision = decider.decide(
+                    spec, state, events.BeginTask(task_id=task.id, worker=offer.worker), now
+                )
+                state = decision.state
+                new_events.extend(decision.events)
+                claims[task.id] = now + lease_for(task.heartbeat, task.timeout)
+        if new_events:
+            store.save(conn, loaded.seq, state)
+            self._write(
+                conn,
+                execution_id,
+                state,
+                new_events,
+                claims,
+                offer.worker if offer else None,
+                before=loaded.state,
+            )
+        return state, [_claim(execution_id, state.tasks[t], now) for t in claims]
+
+    def _write(
+        self,
+        conn: sa.Connection,
+        execution_id: str,
+        state: st.Execution,
+        new_events: Sequence[events.Event],
+        claims: dict[str, float],
+        owner: str | None,
+        before: st.Execution | None = None,
+    ) -> None:
+        old = before or st.initial_state()
+        store.append(conn, execution_id, state.run, new_events)
+        now = self.clock()
+        store.delete_tasks(conn, [k for k in old.tasks if k not in state.tasks])
+        store.insert_tasks(
+            conn,
+            execution_id,
+            [t for k, t in state.tasks.items() if k not in old.tasks],
+            now,
+            claims,
+            owner,
+        )
+        store.delete_timers(conn, [k for k in old.timers if k not in state.timers])
+        store.insert_timers(
+            conn, execution_id, [t for k, t in state.timers.items() if k not in old.timers]
+        )
+
+    # -- worker protocol ------------------------------------------------------------------
+    def claim(self, offer: Offer) -> list[Claim]:
+        """Lease up to ``offer.slots`` available tasks of the offered queues and activities."""
+        if not offer.queues or not offer.activities or offer.slots < 1:
+            return []
+        T = tables.tasks
+        now = self.clock()
+        query = (
+            sa.select(T.c.id, T.c.execution_id, T.c.heartbeat_details)
+            .where(
+                T.c.queue.in_(list(offer.queues)),
+                T.c.activity.in_(list(offer.activities)),
+                T.c.lease_owner.is_(None),
+                T.c.available_at <= now,
+            )
+            .order_by(T.c.available_at)
+            .limit(offer.slots)
+        )
+        claimed: list[Claim] = []
+        with self.db.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            for row in conn.execute(query).all():
+                state, _ = self.transition(
+                    row.execution_id,
+                    [events.BeginTask(task_id=row.id, worker=offer.worker)],
+                    conn=conn,
+                )
+                task = state.tasks.get(row.id)
+                if task is None:
+                    continue
+                conn.execute(
+                    T.update()
+                    .where(T.c.id == row.id)
+                    .values(
+                        lease_owner=offer.worker,
+                        lease_expires_at=now + lease_for(task.heartbeat, task.timeout),
+                        started_at=now,
+                    )
+                )
+                claimed.append(_claim(row.execution_id, task, now, row.heartbeat_details))
+        return claimed
+
+    def finish(
+        self,
+        claim: Claim,
+        worker: str,
+        outcome: events.CompleteTask | events.FailTask,
+        offer: Offer | None = None,
+    ) -> list[Claim] | None:
+        """Record a task's outcome (and claim what follows); None if the lease was lost."""
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                with self.db.begin() as conn:
+                    owned = conn.execute(
+                        tables.tasks.delete().where(
+                            tables.tasks.c.id == claim.task_id,
+                            tables.tasks.c.lease_owner == worker,
+                        )
+                    ).rowcount
+                    if owned != 1:
+                        return None
+                    _, claims = self.transition(
+                        claim.execution_id, [outcome], offer=offer, conn=conn
+                    )
+                self.notifier.notify()
+                return claims
+            except (store.ConcurrencyConflict, sa.exc.IntegrityError):
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def renew(self, claim: Claim, worker: str, details: JSON = None) -> bool:
+        """Extend a lease (a heartbeat); False when the worker no longer holds it."""
+        T = tables.tasks
+        expires = self.clock() + lease_for(claim.heartbeat, None)
+        if claim.deadline is not None:
+            expires = min(expires, claim.deadline)
+        values: dict[str, Any] = {"lease_expires_at": expires}
+        if details is not None:
+            values["heartbeat_details"] = details
+        with self.db.begin() as conn:
+            result = conn.execute(
+                T.update()
+                .where(T.c.id == claim.task_id, T.c.lease_owner == worker)
+                .values(**values)
+            )
+        return result.rowcount == 1
+
+    def fire_due_timers(self, limit: int = 100) -> int:
+        """Fire timers whose time has come; returns how many fired."""
+        TM = tables.timers
+        now = self.clock()
+        with self.db.connect() as conn:
+            due = conn.execute(
+                sa.select(TM.c.id, TM.c.execution_id)
+                .where(TM.c.due_at <= now)
+                .order_by(TM.c.due_at)
+                .limit(limit)
+            ).all()
+        fired = 0
+        for row in due:
+            with self.db.begin() as conn:
+                if conn.execute(TM.delete().where(TM.c.id == row.id)).rowcount != 1:
+                    continue
+                self.transition(row.execution_id, [events.FireTimer(timer_id=row.id)], conn=conn)
+            fired += 1
+        if fired:
+            self.notifier.notify()
+        return fired
+
+    def expire_leases(self) -> int:
+        """Time out tasks past their deadline; put back tasks whose worker vanished."""
+        T = tables.tasks
+        now = self.clock()
+        with self.db.connect() as conn:
+            expired = conn.execute(
+                sa.select(T).where(T.c.lease_owner.is_not(None), T.c.lease_expires_at <= now)
+            ).all()
+        for row in expired:
+            with self.db.begin() as conn:
+                gone = conn.execute(
+                    T.delete().where(
+                        T.c.id == row.id,
+                        T.c.lease_owner == row.lease_owner,
+                        T.c.lease_expires_at <= now,
+                    )
+                ).rowcount
+                if gone != 1:
+                    continue
+                if row.timeout is not None and now >= row.started_at + row.timeout:
+                    error, cause = decider.TIMEOUT, f"no result within {row.timeout}s"
+                elif row.heartbeat is not None:
+                    error, cause = decider.HEARTBEAT_TIMEOUT, f"no heartbeat for {row.heartbeat}s"
+                else:
+                    # The worker died: the same attempt goes back to the queue, same key.
+                    values = dict(row._mapping)
+                    values.update(lease_owner=None, lease_expires_at=None, started_at=None)
+                    values["available_at"] = now
+                    conn.execute(T.insert().values(**values))
+                    continue
+                self.transition(
+                    row.execution_id,
+                    [events.TimeOutTask(task_id=row.id, error=error, cause=cause)],
+                    conn=conn,
+                )
+        if expired:
+            self.notifier.notify()
+        return len(expired)
+
+    # -- talking to executions ------------------------------------------------------------
+    def signal(self, execution_id: str, name: str, payload: JSON = None) -> None:
+        self._require_running(execution_id)
+        self.transition(execution_id, [events.Signal(name=name, payload=payload)])
+
+    def cancel(self, execution_id: str, reason: str = "") -> None:
+        self._require_running(execution_id)
+        self.transition(execution_id, [events.Cancel(reason=reason)])
+
+    def _require_running(self, execution_id: str) -> None:
+        row = self._row(execution_id)
+        if row is None:
+            raise NotFound(f"no execution {execution_id!r}")
+        if row.status != "RUNNING":
+            raise Conflict(f"execution {execution_id!r} is {row.status}, not running")
+
+    # -- reading --------------------------------------------------------------------------
+    def _row(self, execution_id: str) -> Any:
+        with self.db.connect() as conn:
+            return store.execution_row(conn, execution_id)
+
+    def describe(self, execution_id: str) -> dict[str, Any]:
+        row = self._row(execution_id)
+        if row is None:
+            raise NotFound(f"no execution {execution_id!r}")
+        return _view(row)
+
+    def history(self, execution_id: str) -> list[events.Event]:
+        with self.db.connect() as conn:
+            if store.execution_row(conn, execution_id) is None:
+                raise NotFound(f"no execution {execution_id!r}")
+            return store.history(conn, execution_id)
+
+    def wait(self, execution_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the execution closes (or ``timeout`` passes); returns its view."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen = self.notifier.generation
+        while True:
+            view = self.describe(execution_id)
+            if view["status"] != "RUNNING":
+                return view
+            if deadline is not None and time.monotonic() >= deadline:
+                return view
+            seen = self.notifier.wait(seen, 0.5)
+
+
+def lease_for(heartbeat: int | None, timeout: int | None) -> float:
+    """How long a fresh lease lasts: the heartbeat interval, capped by the task timeout."""
+    lease = float(heartbeat) if heartbeat is not None else DEFAULT_LEASE
+    return min(lease, float(timeout)) if timeout is not None else lease
+
+
+def _takeable(before: st.Execution, after: st.Execution, offer: Offer) -> list[st.Task]:
+    new = [t for k, t in after.tasks.items() if k not in before.tasks and t.worker is None]
+    fits = [t for t in new if t.queue in offer.queues and t.activity in offer.activities]
+    return fits[: offer.slots]
+
+
+def _claim(execution_id: str, task: st.Task, now: float, details: JSON = None) -> Claim:
+    return Claim(
+        task_id=task.id,
+        execution_id=execution_id,
+        activity=task.activity,
+        state=task.state,
+        input=task.input,
+        attempt=task.attempt,
+        key=task.key,
+        timeout=task.timeout,
+        heartbeat=task.heartbeat,
+        deadline=None if task.timeout is None else now + task.timeout,
+        heartbeat_details=details,
+    )
+
+
+def _check_input(spec: model.Definition, input: JSON) -> None:
+    if store.json_size(input) > PAYLOAD_LIMIT:
+        raise InvalidInput(f"the input is larger than {PAYLOAD_LIMIT // 1024} KiB")
+    if spec.input_schema is None:
+        return
+    problems = sorted(
+        jsonschema.Draft202012Validator(spec.input_schema).iter_errors(input),
+        key=lambda e: list(e.absolute_path),
+    )
+    if problems:
+        lines = [f"input{_path(list(p.absolute_path))}: {p.message}" for p in problems]
+        raise InvalidInput(
+            f"the input does not match the InputSchema of {spec.name}@{spec.version}: "
+            + "; ".join(lines)
+        )
+
+
+def _path(parts: list[Any]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+def _view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "workflow": row.workflow,
+        "version": row.version,
+        "run": row.run,
+        "status": row.status,
+        "input": row.input,
+        "output": row.output,
+        "error": row.error,
+        "cause": row.cause,
+        "parent": row.parent,
+        "started_at": decider.iso(row.started_at),
+        "closed_at": decider.iso(row.closed_at),
+    }
+
+
+def open_service(url: str | None = None) -> Service:
+    """A service on the database at ``url`` (or ``CAIRN_DATABASE_URL``, or ./cairn.db)."""
+    return Service(database.connect(url))
