@@ -106,7 +106,10 @@ class Service:
     def __init__(self, db: sa.Engine, *, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.clock = clock
-        self.notifier = Notifier()
+        self.work = Notifier()
+        """Notified when tasks may have become claimable in this process."""
+        self.closed = Notifier()
+        """Notified when an execution closed in this process."""
         self._definitions: dict[tuple[str, int], model.Definition] = {}
 
     # -- definitions ----------------------------------------------------------------------
@@ -139,7 +142,7 @@ class Service:
         """A deployed definition (the newest version when none is given), built once."""
         if version is not None and (name, version) in self._definitions:
             return self._definitions[(name, version)]
-        with self.db.connect() as conn:
+        with self.read() as conn:
             row = store.definition_row(conn, name, version)
         if row is None:
             which = name if version is None else f"{name}@{version}"
@@ -182,7 +185,7 @@ class Service:
                     f"({existing.workflow}@{existing.version}) with a different input"
                 )
             return _view(existing)
-        self.notifier.notify()
+        self._announce(decision.state, bool(decision.new_tasks))
         return self.describe(execution_id)
 
     # -- the one way state changes --------------------------------------------------------
@@ -198,11 +201,12 @@ class Service:
         for attempt in range(CONFLICT_RETRIES):
             try:
                 if conn is not None:
-                    return self._transition(conn, execution_id, commands, offer)
+                    state, _, claims = self._transition(conn, execution_id, commands, offer)
+                    return state, claims
                 with self.db.begin() as own:
                     result = self._transition(own, execution_id, commands, offer)
-                self.notifier.notify()
-                return result
+                self._announce(*result[:2])
+                return result[0], result[2]
             except (store.ConcurrencyConflict, sa.exc.IntegrityError):
                 if conn is not None or attempt == CONFLICT_RETRIES - 1:
                     raise
@@ -214,7 +218,7 @@ class Service:
         execution_id: str,
         commands: Sequence[events.Command],
         offer: Offer | None,
-    ) -> tuple[st.Execution, list[Claim]]:
+    ) -> tuple[st.Execution, bool, list[Claim]]:
         loaded = store.load(conn, execution_id)
         if loaded is None:
             raise NotFound(f"no execution {execution_id!r}")
@@ -245,7 +249,8 @@ class Service:
                 offer.worker if offer else None,
                 before=loaded.state,
             )
-        return state, [_claim(execution_id, state.tasks[t], now) for t in claims]
+        new_work = any(k not in loaded.state.tasks and k not in claims for k in state.tasks)
+        return state, new_work, [_claim(execution_id, state.tasks[t], now) for t in claims]
 
     def _write(
         self,
@@ -336,10 +341,10 @@ class Service:
                     ).rowcount
                     if owned != 1:
                         return None
-                    _, claims = self.transition(
-                        claim.execution_id, [outcome], offer=offer, conn=conn
+                    state, new_work, claims = self._transition(
+                        conn, claim.execution_id, [outcome], offer
                     )
-                self.notifier.notify()
+                self._announce(state, new_work)
                 return claims
             except (store.ConcurrencyConflict, sa.exc.IntegrityError):
                 if attempt == CONFLICT_RETRIES - 1:
@@ -367,7 +372,7 @@ class Service:
         """Fire timers whose time has come; returns how many fired."""
         TM = tables.timers
         now = self.clock()
-        with self.db.connect() as conn:
+        with self.read() as conn:
             due = conn.execute(
                 sa.select(TM.c.id, TM.c.execution_id)
                 .where(TM.c.due_at <= now)
@@ -382,14 +387,15 @@ class Service:
                 self.transition(row.execution_id, [events.FireTimer(timer_id=row.id)], conn=conn)
             fired += 1
         if fired:
-            self.notifier.notify()
+            self.work.notify()
+            self.closed.notify()
         return fired
 
     def expire_leases(self) -> int:
         """Time out tasks past their deadline; put back tasks whose worker vanished."""
         T = tables.tasks
         now = self.clock()
-        with self.db.connect() as conn:
+        with self.read() as conn:
             expired = conn.execute(
                 sa.select(T).where(T.c.lease_owner.is_not(None), T.c.lease_expires_at <= now)
             ).all()
@@ -421,7 +427,8 @@ class Service:
                     conn=conn,
                 )
         if expired:
-            self.notifier.notify()
+            self.work.notify()
+            self.closed.notify()
         return len(expired)
 
     # -- talking to executions ------------------------------------------------------------
@@ -441,8 +448,19 @@ class Service:
             raise Conflict(f"execution {execution_id!r} is {row.status}, not running")
 
     # -- reading --------------------------------------------------------------------------
+    def _announce(self, state: st.Execution, new_work: bool) -> None:
+        """Wake in-process workers (new tasks) and waiters (a closed execution)."""
+        if new_work:
+            self.work.notify()
+        if state.closed:
+            self.closed.notify()
+
+    def read(self) -> sa.Connection:
+        """A connection for reading only (on SQLite it does not take the write lock)."""
+        return self.db.connect().execution_options(**{database.READ_ONLY: True})
+
     def _row(self, execution_id: str) -> Any:
-        with self.db.connect() as conn:
+        with self.read() as conn:
             return store.execution_row(conn, execution_id)
 
     def describe(self, execution_id: str) -> dict[str, Any]:
@@ -452,7 +470,7 @@ class Service:
         return _view(row)
 
     def history(self, execution_id: str) -> list[events.Event]:
-        with self.db.connect() as conn:
+        with self.read() as conn:
             if store.execution_row(conn, execution_id) is None:
                 raise NotFound(f"no execution {execution_id!r}")
             return store.history(conn, execution_id)
@@ -460,14 +478,14 @@ class Service:
     def wait(self, execution_id: str, timeout: float | None = None) -> dict[str, Any]:
         """Block until the execution closes (or ``timeout`` passes); returns its view."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        seen = self.notifier.generation
+        seen = self.closed.generation
         while True:
             view = self.describe(execution_id)
             if view["status"] != "RUNNING":
                 return view
             if deadline is not None and time.monotonic() >= deadline:
                 return view
-            seen = self.notifier.wait(seen, 0.5)
+            seen = self.closed.wait(seen, 0.5)
 
 
 def lease_for(heartbeat: int | None, timeout: int | None) -> float:

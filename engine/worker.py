@@ -91,7 +91,7 @@ class Worker:
     def stop(self, grace: float | None = None) -> int:
         """Stop claiming, wait for running activities, release the rest; returns how many."""
         self.stopping.set()
-        self.service.notifier.notify()
+        self.service.work.notify()
         deadline = time.monotonic() + (self.grace if grace is None else grace)
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -112,18 +112,18 @@ class Worker:
                 )
             ).rowcount
         if released:
-            self.service.notifier.notify()
+            self.service.work.notify()
         return int(released)
 
     # -- the slot loop --------------------------------------------------------------------
     def _slot(self) -> None:
         claim: service.Claim | None = None
-        seen = self.service.notifier.generation
+        seen = self.service.work.generation
         while not self.stopping.is_set():
             if claim is None:
                 claim = self._claim_one()
                 if claim is None:
-                    seen = self.service.notifier.wait(seen, self.poll)
+                    seen = self.service.work.wait(seen, self.poll)
                     continue
             claim = self._run(claim)
 
@@ -186,7 +186,7 @@ class Worker:
 
     def _until_next_timer(self) -> float:
         TM = tables.timers
-        with self.service.db.connect() as conn:
+        with self.service.read() as conn:
             due = conn.execute(sa.select(sa.func.min(TM.c.due_at))).scalar()
         if due is None:
             return self.poll
