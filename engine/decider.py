@@ -106,7 +106,11 @@ class _Step:
         self.cancelled: list[tuple[str, int]] = []
 
     # -- plumbing -------------------------------------------------------------------------
-    def emit(self, type_: str, scope: str = "", name: str | None = None, **details: Any) -> None:
+    def emit(
+        self, type_: str, scope: str = "", name: str | None = None, /, **details: Any
+    ) -> None:
+        # Positional-only, so that details may themselves be called ``name`` or ``scope``
+        # (a signal's name is a detail; the state it concerns is ``name``).
         event = events.Event(
             seq=self.state.seq + 1,
             type=type_,
