@@ -233,8 +233,8 @@ def evolve(state: Execution, event: events.Event) -> Execution:
                 state = _update_frame(state, event.scope, timer=timer.id)
             return replace(state, seq=event.seq, timers={**state.timers, timer.id: timer})
         case events.TIMER_FIRED | events.TIMER_CANCELLED:
-            frame = state.frames.get(event.scope)
-            if frame is not None and frame.timer == d["timer_id"]:
+            waiting = state.frames.get(event.scope)
+            if waiting is not None and waiting.timer == d["timer_id"]:
                 state = _update_frame(state, event.scope, timer=None)
             return replace(state, seq=event.seq, timers=_without(state.timers, [d["timer_id"]]))
         case events.SIGNAL_RECEIVED:
