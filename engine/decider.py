@@ -106,9 +106,7 @@ class _Step:
         self.cancelled: list[tuple[str, int]] = []
 
     # -- plumbing -------------------------------------------------------------------------
-    def emit(
-        self, type_: str, scope: str = "", name: str | None = None, /, **details: Any
-    ) -> None:
+    def emit(self, type_: str, scope: str = "", name: str | None = None, /, **details: Any) -> None:
         # Positional-only, so that details may themselves be called ``name`` or ``scope``
         # (a signal's name is a detail; the state it concerns is ``name``).
         event = events.Event(
@@ -349,7 +347,8 @@ class _Step:
             items = self.map_items(parent_scope, parent, spec)
             total = len(items)
             if parent.started < total:
-                self.start_item(parent_scope, parent, spec, parent.started, items)
+                value = self.item_input(parent, spec, parent.started, items)
+                self.start_item(parent_scope, spec, parent.started, value)
         else:
             assert isinstance(spec, model.Parallel)
             total = len(spec.branches)
@@ -528,9 +527,13 @@ class _Step:
         if not items:
             self.complete_state(scope, [])
             return
+        # Every item's input is made now, so a bad item fails the Map as it is entered: an
+        # item started later (MaxConcurrency) is made again from the same values, and cannot
+        # fail once a branch has ended and nothing is there to take the error.
+        inputs = [self.item_input(frame, spec, index, items) for index in range(len(items))]
         limit = spec.max_concurrency or len(items)
         for index in range(min(limit, len(items))):
-            self.start_item(scope, self.state.frames[scope], spec, index, items)
+            self.start_item(scope, spec, index, inputs[index])
 
     def map_items(self, scope: str, frame: st.Frame, spec: model.Map) -> list[JSON]:
         ctx = self.context(frame)
@@ -541,14 +544,16 @@ class _Step:
             raise DataError(f"ItemsPath {source!r} of {spec.name!r} is not an array")
         return items
 
-    def start_item(
-        self, scope: str, frame: st.Frame, spec: model.Map, index: int, items: list[JSON]
-    ) -> None:
+    def item_input(self, frame: st.Frame, spec: model.Map, index: int, items: list[JSON]) -> JSON:
+        """The input of item ``index``: the item itself, or what ItemSelector makes of it."""
         value = items[index]
-        if spec.item_selector is not None:
-            ctx = self.context(frame, item=(index, value))
-            data = dataflow.select_input(spec, frame.input, ctx)
-            value = spec.item_selector.evaluate(data, ctx)
+        if spec.item_selector is None:
+            return value
+        ctx = self.context(frame, item=(index, value))
+        data = dataflow.select_input(spec, frame.input, ctx)
+        return spec.item_selector.evaluate(data, ctx)
+
+    def start_item(self, scope: str, spec: model.Map, index: int, value: JSON) -> None:
         self.emit(events.BRANCH_STARTED, scope, spec.name, index=index)
         self.goto(st.child_scope(scope, spec.name, index), spec.processor.start_at, value)
 
@@ -580,7 +585,12 @@ class _Step:
         compensation = self.compensation_of(step)
         data: JSON = {"input": step.input, "result": step.result}
         if compensation.parameters is not None:
-            data = compensation.parameters.evaluate(data, self.context(frame))
+            try:
+                data = compensation.parameters.evaluate(data, self.context(frame))
+            except DataError as exc:
+                # Reached from a task's completion too, where no caller turns it into an error.
+                self.fail_state(scope, RUNTIME, str(exc))
+                return
         retries = sum(v for k, v in frame.retries.items() if k.startswith(f"{step.seq}."))
         self.emit(
             events.TASK_SCHEDULED,
