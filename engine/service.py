@@ -8,6 +8,7 @@ task may claim the task that follows in the same transaction, which saves a comm
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -19,9 +20,9 @@ import jsonschema
 import sqlalchemy as sa
 
 from engine import database, decider, definition, errors, events, model, store, tables
-from engine.invoke import PAYLOAD_LIMIT
 from engine import state as st
 from engine.expressions import JSON
+from engine.invoke import PAYLOAD_LIMIT
 
 DEFAULT_LEASE = 30.0
 """Lease of a task without HeartbeatSeconds; the worker renews it while the activity runs."""
@@ -468,6 +469,94 @@ class Service:
         if row is None:
             raise NotFound(f"no execution {execution_id!r}")
         return _view(row)
+
+    def inspect(self, execution_id: str) -> dict[str, Any]:
+        """The execution's view plus where it stands: active states, tasks, timers, signals."""
+        row = self._row(execution_id)
+        if row is None:
+            raise NotFound(f"no execution {execution_id!r}")
+        state = st.from_json(row.snapshot)
+        view = _view(row)
+        view["states"] = [
+            {"scope": f.scope, "state": f.state, "entered_at": decider.iso(f.entered_at)}
+            for f in state.frames.values()
+        ]
+        view["tasks"] = [
+            {
+                "state": t.state,
+                "activity": t.activity,
+                "attempt": t.attempt,
+                "key": t.key,
+                "worker": t.worker,
+                "compensates": t.compensates,
+            }
+            for t in state.tasks.values()
+        ]
+        view["timers"] = [
+            {"state": t.state, "purpose": t.purpose, "due": decider.iso(t.due)}
+            for t in state.timers.values()
+        ]
+        view["signals"] = [{"name": s.name, "payload": s.payload} for s in state.signals]
+        view["compensated"] = [c.state for c in state.completions if c.compensated]
+        return view
+
+    def executions(
+        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Executions, newest first, optionally of one status or workflow."""
+        E = tables.executions
+        query = sa.select(E).order_by(E.c.started_at.desc()).limit(limit)
+        if status is not None:
+            query = query.where(E.c.status == status)
+        if workflow is not None:
+            query = query.where(E.c.workflow == workflow)
+        with self.read() as conn:
+            return [_view(row) for row in conn.execute(query)]
+
+    def definitions(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Deployed versions side by side, with their running and total executions."""
+        D, E = tables.definitions, tables.executions
+        running = sa.func.sum(sa.case((E.c.status == "RUNNING", 1), else_=0))
+        counts = (
+            sa.select(
+                E.c.workflow, E.c.version, running.label("running"), sa.func.count().label("total")
+            )
+            .group_by(E.c.workflow, E.c.version)
+            .subquery()
+        )
+        query = (
+            sa.select(
+                D.c.name, D.c.version, D.c.sha256, D.c.deployed_at, counts.c.running, counts.c.total
+            )
+            .outerjoin(
+                counts, sa.and_(counts.c.workflow == D.c.name, counts.c.version == D.c.version)
+            )
+            .order_by(D.c.name, D.c.version)
+        )
+        if name is not None:
+            query = query.where(D.c.name == name)
+        with self.read() as conn:
+            return [
+                {
+                    "name": r.name,
+                    "version": r.version,
+                    "sha256": r.sha256,
+                    "deployed_at": decider.iso(r.deployed_at),
+                    "running": int(r.running or 0),
+                    "executions": int(r.total or 0),
+                }
+                for r in conn.execute(query)
+            ]
+
+    def replay(self, execution_id: str) -> tuple[bool, dict[str, Any], dict[str, Any]]:
+        """Re-fold the current run's history; whether it equals the stored snapshot, and both."""
+        with self.read() as conn:
+            row = store.execution_row(conn, execution_id)
+            if row is None:
+                raise NotFound(f"no execution {execution_id!r}")
+            history = store.history(conn, execution_id, run=row.run)
+        folded = json.loads(json.dumps(st.to_json(st.fold(history))))
+        return folded == row.snapshot, folded, row.snapshot
 
     def history(self, execution_id: str) -> list[events.Event]:
         with self.read() as conn:
