@@ -84,6 +84,10 @@ def matches(names: tuple[str, ...], error: str) -> bool:
         return False
     if error in names or ALL in names:
         return True
+    # A missed heartbeat is a kind of timeout: Step Functions reported it as States.Timeout
+    # before States.HeartbeatTimeout existed, and a `States.Timeout` rule still covers it.
+    if error == HEARTBEAT_TIMEOUT and TIMEOUT in names:
+        return True
     return TASK_FAILED in names and error not in (TIMEOUT, HEARTBEAT_TIMEOUT)
 
 
