@@ -318,3 +318,15 @@ def _compensation(body: Mapping[str, Any] | None) -> Compensation | None:
         queue=body.get("TaskQueue", DEFAULT_QUEUE),
         timeout=body.get("TimeoutSeconds"),
     )
+
+
+def activities_of(definition: Definition) -> dict[str, str]:
+    """Every activity the definition can run (compensations included), with its task queue."""
+    found: dict[str, str] = {}
+    for state in definition.states.values():
+        if isinstance(state, Task):
+            if state.activity is not None:
+                found[state.activity] = state.queue
+            if state.compensate is not None:
+                found[state.compensate.activity] = state.compensate.queue
+    return found

@@ -1,0 +1,78 @@
+"""What the commands share: opening the service, reading --input, printing for people or --json."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine import activities, errors, service
+
+
+class UsageError(errors.CairnError):
+    """The command line asked for something malformed."""
+
+    exit_code = 2
+
+
+def open_service(ctx: click.Context) -> service.Service:
+    return service.open_service(ctx.obj["db"])
+
+
+def read_json(text: str, what: str = "--input") -> Any:
+    """Inline JSON, ``@path`` to a JSON file, or ``-`` for standard input."""
+    source = what
+    if text == "-":
+        text, source = sys.stdin.read(), f"{what} (standard input)"
+    elif text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{what}: cannot read {path}: {exc}") from exc
+        source = str(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+
+
+def parse_target(target: str) -> tuple[str, int | None]:
+    """``NAME`` or ``NAME@VERSION``."""
+    name, _, version = target.partition("@")
+    if not version:
+        return name, None
+    if not version.isdigit():
+        raise UsageError(f"bad version in {target!r}: use NAME@VERSION, e.g. order@2")
+    return name, int(version)
+
+
+def load_activities(modules: Sequence[str]) -> activities.Registry:
+    """Import the activity modules (default: the ``activities`` package) and return the registry."""
+    for module in modules or ("activities",):
+        activities.import_module(module)
+    return activities.registry
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
+
+
+def compact(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, separators=(",", ":"), default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    """Print rows as aligned columns."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        click.echo(click.style(line, bold=True) if n == 0 else line)

@@ -1,0 +1,309 @@
+"""Commands on executions: start, run, list, describe, history, replay, signal, cancel."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli import common
+from engine import decider, definition, model, worker
+
+INPUT_HELP = "Input JSON: inline, @path/to/file.json, or - for standard input."
+
+
+def _check_activities(spec: model.Definition, registered: set[str]) -> None:
+    missing = sorted(set(model.activities_of(spec)) - registered)
+    if missing:
+        raise common.UsageError(
+            f"{spec.name}@{spec.version} needs activities that are not registered: "
+            f"{', '.join(missing)} (import them with --activities MODULE)"
+        )
+
+
+@click.command()
+@click.argument("target", metavar="NAME[@VERSION]")
+@click.option("--input", "input_text", default="{}", metavar="JSON", help=INPUT_HELP)
+@click.option("--id", "execution_id", metavar="ID", help="Execution id; starting twice is safe.")
+@click.option(
+    "--activities",
+    "modules",
+    multiple=True,
+    metavar="MODULE",
+    help="Refuse to start if these modules do not register every activity needed.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def start(
+    ctx: click.Context,
+    target: str,
+    input_text: str,
+    execution_id: str | None,
+    modules: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Start an execution of a deployed workflow (the newest version unless @VERSION).
+
+    With --id, starting again with the same input returns the existing execution, and with
+    a different input is refused. Workers run it: see `cairn worker`.
+
+    \b
+    Example:
+      cairn start order@2 --input @order.json --id order-A1001
+    """
+    name, version = common.parse_target(target)
+    svc = common.open_service(ctx)
+    if modules:
+        _check_activities(svc.definition(name, version), set(common.load_activities(modules)))
+    view = svc.start(name, common.read_json(input_text), version=version, execution_id=execution_id)
+    if as_json:
+        common.print_json(view)
+    else:
+        click.echo(f"{view['id']}  {view['workflow']}@{view['version']}  {view['status']}")
+
+
+@click.command()
+@click.argument("target", metavar="PATH|NAME[@VERSION]")
+@click.option("--input", "input_text", default="{}", metavar="JSON", help=INPUT_HELP)
+@click.option("--id", "execution_id", metavar="ID", help="Execution id; running twice is safe.")
+@click.option(
+    "--activities",
+    "modules",
+    multiple=True,
+    metavar="MODULE",
+    help="Module registering the activities (default: the activities package).",
+)
+@click.option("--concurrency", default=4, show_default=True, help="Activities run at once.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole execution as JSON.")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    target: str,
+    input_text: str,
+    execution_id: str | None,
+    modules: tuple[str, ...],
+    concurrency: int,
+    as_json: bool,
+) -> None:
+    """Start an execution and work on it in this process until it closes.
+
+    TARGET is a definition file (deployed first if needed) or a deployed NAME[@VERSION].
+    The execution's output goes to stdout; progress goes to stderr on a terminal. Exits 0
+    when the execution succeeded, 1 otherwise. Interrupted, the execution stays recorded
+    and any `cairn worker` finishes it.
+
+    \b
+    Example:
+      cairn run definitions/order/v2.yaml --input @order.json
+    """
+    registry = common.load_activities(modules)
+    svc = common.open_service(ctx)
+    if Path(target).is_file():
+        doc = definition.load(target, list(registry))
+        svc.deploy(doc)
+        name, version = doc.name, doc.version
+    else:
+        name, version = common.parse_target(target)
+    spec = svc.definition(name, version)
+    _check_activities(spec, set(registry))
+    view = svc.start(
+        spec.name, common.read_json(input_text), version=spec.version, execution_id=execution_id
+    )
+    queues = set(model.activities_of(spec).values()) or {"default"}
+    progress = _progress if sys.stderr.isatty() else None
+    runner = worker.Worker(
+        svc, registry, queues=queues, concurrency=concurrency, on_progress=progress, grace=5.0
+    )
+    if progress:
+        click.echo(f"▶ {view['id']}  {spec.name}@{spec.version}", err=True)
+    runner.start()
+    try:
+        view = svc.wait(view["id"])
+    except KeyboardInterrupt:
+        runner.stop(grace=2.0)
+        click.echo(
+            f"interrupted: execution {view['id']} is recorded; `cairn worker` will finish it",
+            err=True,
+        )
+        sys.exit(130)
+    runner.stop()
+    _finish(view, as_json)
+
+
+def _progress(event: worker.Progress) -> None:
+    claim = event.claim
+    attempt = f" (attempt {claim.attempt})" if claim.attempt > 1 else ""
+    marks = {"started": "…", "succeeded": "✓", "failed": "✗", "lost": "!"}
+    detail = f": {event.detail}" if event.detail else ""
+    click.echo(
+        f"  {marks[event.kind]} {claim.state} [{claim.activity}]{attempt} {event.kind}{detail}",
+        err=True,
+    )
+
+
+def _finish(view: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        common.print_json(view)
+    elif view["status"] == "SUCCEEDED":
+        common.print_json(view["output"])
+    if view["status"] != "SUCCEEDED":
+        if not as_json:
+            click.echo(f"{view['status']}: {view['error']}: {view['cause']}", err=True)
+        sys.exit(1)
+
+
+@click.command(name="list")
+@click.option(
+    "--status",
+    type=click.Choice(
+        ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"], case_sensitive=False
+    ),
+)
+@click.option("--workflow", metavar="NAME", help="Only executions of this workflow.")
+@click.option("--limit", default=50, show_default=True, help="At most this many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def list_executions(
+    ctx: click.Context, status: str | None, workflow: str | None, limit: int, as_json: bool
+) -> None:
+    """Executions, newest first."""
+    rows = common.open_service(ctx).executions(
+        status=status.upper() if status else None, workflow=workflow, limit=limit
+    )
+    if as_json:
+        common.print_json(rows)
+        return
+    common.table(
+        [
+            (
+                r["id"],
+                f"{r['workflow']}@{r['version']}",
+                r["status"],
+                r["started_at"],
+                r["closed_at"] or "",
+            )
+            for r in rows
+        ],
+        ["ID", "WORKFLOW", "STATUS", "STARTED", "CLOSED"],
+    )
+
+
+@click.command()
+@click.argument("execution_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def describe(ctx: click.Context, execution_id: str, as_json: bool) -> None:
+    """Status, current state(s), data, timers and pending tasks of an execution."""
+    view = common.open_service(ctx).inspect(execution_id)
+    if as_json:
+        common.print_json(view)
+        return
+    click.echo(f"{view['id']}  {view['workflow']}@{view['version']}  {view['status']}")
+    click.echo(f"  started  {view['started_at']}")
+    if view["closed_at"]:
+        click.echo(f"  closed   {view['closed_at']}")
+    if view["error"]:
+        click.echo(f"  error    {view['error']}: {view['cause']}")
+    click.echo(f"  input    {common.compact(view['input'], 100)}")
+    if view["status"] == "SUCCEEDED":
+        click.echo(f"  output   {common.compact(view['output'], 100)}")
+    for s in view["states"]:
+        where = f" in {s['scope']}" if s["scope"] else ""
+        click.echo(f"  at       {s['state']}{where} since {s['entered_at']}")
+    for t in view["tasks"]:
+        owner = f" on {t['worker']}" if t["worker"] else " (waiting for a worker)"
+        click.echo(f"  task     {t['activity']} attempt {t['attempt']}{owner}  key {t['key']}")
+    for t in view["timers"]:
+        click.echo(f"  timer    {t['purpose']} {t['state'] or ''} due {t['due']}")
+    for s in view["signals"]:
+        click.echo(f"  signal   {s['name']} (not consumed yet)")
+    if view["compensated"]:
+        click.echo(f"  undone   {', '.join(view['compensated'])}")
+
+
+@click.command()
+@click.argument("execution_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of events.")
+@click.pass_context
+def history(ctx: click.Context, execution_id: str, as_json: bool) -> None:
+    """The event history of an execution, oldest first."""
+    found = common.open_service(ctx).history(execution_id)
+    if as_json:
+        common.print_json(
+            [
+                {
+                    "seq": e.seq,
+                    "type": e.type,
+                    "timestamp": decider.iso(e.time),
+                    "state": e.state,
+                    "scope": e.scope,
+                    "details": e.details,
+                }
+                for e in found
+            ]
+        )
+        return
+    common.table(
+        [
+            (
+                e.seq,
+                decider.iso(e.time),
+                e.type,
+                f"{e.scope}/{e.state}" if e.scope and e.state else e.state or "",
+                common.compact(e.details, 70),
+            )
+            for e in found
+        ],
+        ["SEQ", "TIME", "TYPE", "STATE", "DETAILS"],
+    )
+
+
+@click.command()
+@click.argument("execution_ids", nargs=-1, metavar="ID...")
+@click.option("--all", "every", is_flag=True, help="Check every execution in the database.")
+@click.pass_context
+def replay(ctx: click.Context, execution_ids: tuple[str, ...], every: bool) -> None:
+    """Re-fold histories and check them against the stored snapshots (exit 1 on a mismatch)."""
+    svc = common.open_service(ctx)
+    ids = list(execution_ids)
+    if every:
+        ids += [v["id"] for v in svc.executions(limit=10**9)]
+    if not ids:
+        raise common.UsageError("name at least one execution ID, or --all")
+    bad = 0
+    for execution_id in ids:
+        same, folded, stored = svc.replay(execution_id)
+        if same:
+            click.echo(f"ok {execution_id}")
+            continue
+        bad += 1
+        keys = sorted(k for k in set(folded) | set(stored) if folded.get(k) != stored.get(k))
+        click.echo(f"MISMATCH {execution_id}: differs in {', '.join(keys)}", err=True)
+    if bad:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("execution_id", metavar="ID")
+@click.argument("name")
+@click.option("--payload", "payload_text", default="null", metavar="JSON", help=INPUT_HELP)
+@click.pass_context
+def signal(ctx: click.Context, execution_id: str, name: str, payload_text: str) -> None:
+    """Send a named signal; it is recorded even if nothing waits for it yet."""
+    common.open_service(ctx).signal(execution_id, name, common.read_json(payload_text, "--payload"))
+    click.echo(f"signal {name} recorded for {execution_id}")
+
+
+@click.command()
+@click.argument("execution_id", metavar="ID")
+@click.option("--reason", default="", help="Why; kept in the history.")
+@click.pass_context
+def cancel(ctx: click.Context, execution_id: str, reason: str) -> None:
+    """Cancel a running execution: its timers and pending tasks are dropped."""
+    common.open_service(ctx).cancel(execution_id, reason)
+    click.echo(f"cancelled {execution_id}")
+
+
+COMMANDS = [start, run, list_executions, describe, history, replay, signal, cancel]
