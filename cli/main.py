@@ -47,3 +47,19 @@ def main(ctx: click.Context, db: str) -> None:
     Author a definition, check it with `cairn validate`, draw it with `cairn graph`.
     """
     ctx.obj = {"db": db}
+
+
+from cli import validate  # noqa: E402  (commands register after the group exists)
+
+main.add_command(validate.validate)
+
+from cli import graph  # noqa: E402  (commands register after the group exists)
+
+main.add_command(graph.command)
+
+from cli import definitions, executions, workers  # noqa: E402  (commands register after the group exists)
+
+main.add_command(definitions.deploy)
+main.add_command(definitions.list_definitions)
+for _command in executions.COMMANDS + workers.COMMANDS:
+    main.add_command(_command)
