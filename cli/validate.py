@@ -1,0 +1,82 @@
+"""``cairn validate``: check definitions before review and deploy, one clear line per problem.
+
+Authors run it on a file, a folder or the whole ``definitions/`` tree, in CI or from an editor;
+every problem of every file is listed at once (``FILE:LINE:COL: message (at PATH)``), so one
+run shows all there is to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import click
+
+from engine import activities, definition, errors
+
+SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _registered(ctx: click.Context, param: click.Parameter, module: str | None) -> set[str] | None:
+    """Import the activities module and return the names it registers."""
+    if module is None:
+        return None
+    try:
+        return set(activities.import_module(module))
+    except errors.CairnError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option(
+    "--activities",
+    "names",
+    metavar="MODULE",
+    callback=_registered,
+    help="Import this Python module and report Activity names it does not register.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing for valid files.")
+def validate(paths: tuple[str, ...], names: set[str] | None, quiet: bool) -> None:
+    """Check definitions against the schema and the semantic rules.
+
+    PATH is a definition file (.yaml, .yml or .json) or a folder, searched recursively.
+    Valid files print `ok FILE (Name vVersion)`; each problem prints one line on stderr,
+    `FILE:LINE:COL: message (at PATH)`. Exits 0 when every file is valid, 2 otherwise.
+
+    \b
+    Examples:
+      cairn validate definitions/
+      cairn validate definitions/order/v2.yaml --activities activities
+    """
+    problems: list[errors.Problem] = []
+    for file in _files(paths, problems):
+        try:
+            document = definition.load(file, activities=names)
+        except errors.DefinitionError as exc:
+            problems.extend(exc.problems)
+            continue
+        if not quiet:
+            click.echo(f"ok {file} ({document.name} v{document.version})")
+    if problems:
+        raise errors.DefinitionError(problems)
+
+
+def _files(paths: tuple[str, ...], problems: list[errors.Problem]) -> Iterator[str]:
+    """The files named, and the definition files under the folders named, sorted per folder."""
+    for path in paths:
+        if not os.path.isdir(path):
+            yield path
+            continue
+        found = sorted(_definitions_under(path))
+        if not found:
+            message = "no definition files (.yaml, .yml, .json) in this folder"
+            problems.append(errors.Problem(file=path, line=0, column=0, message=message))
+        yield from found
+
+
+def _definitions_under(folder: str) -> Iterator[str]:
+    for root, dirs, files in os.walk(folder):
+        # Hidden folders (.git, .venv) never hold a repository's definitions.
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        yield from (os.path.join(root, f) for f in files if f.lower().endswith(SUFFIXES))
