@@ -173,21 +173,20 @@ class Service:
         )
         try:
             with self.db.begin() as conn:
-                existing = store.execution_row(conn, execution_id)
-                if existing is None:
-                    store.insert_execution(conn, decision.state)
-                    self._write(conn, execution_id, decision.state, decision.events, {}, None)
+                store.insert_execution(conn, decision.state)
+                self._write(conn, execution_id, decision.state, decision.events, {}, None)
         except sa.exc.IntegrityError:
             existing = self._row(execution_id)
-        if existing is not None:
+            if existing is None:
+                raise
             if existing.workflow != spec.name or existing.input != input:
                 raise Conflict(
                     f"execution {execution_id!r} already exists "
                     f"({existing.workflow}@{existing.version}) with a different input"
-                )
+                ) from None
             return _view(existing)
         self._announce(decision.state, bool(decision.new_tasks))
-        return self.describe(execution_id)
+        return _view(decision.state)
 
     # -- the one way state changes --------------------------------------------------------
     def transition(
@@ -219,6 +218,7 @@ class Service:
         execution_id: str,
         commands: Sequence[events.Command],
         offer: Offer | None,
+        gone: str | None = None,
     ) -> tuple[st.Execution, bool, list[Claim]]:
         loaded = store.load(conn, execution_id)
         if loaded is None:
@@ -249,6 +249,7 @@ class Service:
                 claims,
                 offer.worker if offer else None,
                 before=loaded.state,
+                gone=gone,
             )
         new_work = any(k not in loaded.state.tasks and k not in claims for k in state.tasks)
         return state, new_work, [_claim(execution_id, state.tasks[t], now) for t in claims]
@@ -262,11 +263,13 @@ class Service:
         claims: dict[str, float],
         owner: str | None,
         before: st.Execution | None = None,
+        gone: str | None = None,
     ) -> None:
+        """Append events and bring the task and timer rows in line with the new state."""
         old = before or st.initial_state()
         store.append(conn, execution_id, state.run, new_events)
         now = self.clock()
-        store.delete_tasks(conn, [k for k in old.tasks if k not in state.tasks])
+        store.delete_tasks(conn, [k for k in old.tasks if k not in state.tasks and k != gone])
         store.insert_tasks(
             conn,
             execution_id,
@@ -311,15 +314,8 @@ class Service:
                 task = state.tasks.get(row.id)
                 if task is None:
                     continue
-                conn.execute(
-                    T.update()
-                    .where(T.c.id == row.id)
-                    .values(
-                        lease_owner=offer.worker,
-                        lease_expires_at=now + lease_for(task.heartbeat, task.timeout),
-                        started_at=now,
-                    )
-                )
+                expires = now + lease_for(task.heartbeat, task.timeout)
+                store.lease(conn, row.id, offer.worker, expires, now)
                 claimed.append(_claim(row.execution_id, task, now, row.heartbeat_details))
         return claimed
 
@@ -334,16 +330,10 @@ class Service:
         for attempt in range(CONFLICT_RETRIES):
             try:
                 with self.db.begin() as conn:
-                    owned = conn.execute(
-                        tables.tasks.delete().where(
-                            tables.tasks.c.id == claim.task_id,
-                            tables.tasks.c.lease_owner == worker,
-                        )
-                    ).rowcount
-                    if owned != 1:
+                    if not store.take_owned(conn, claim.task_id, worker):
                         return None
                     state, new_work, claims = self._transition(
-                        conn, claim.execution_id, [outcome], offer
+                        conn, claim.execution_id, [outcome], offer, gone=claim.task_id
                     )
                 self._announce(state, new_work)
                 return claims
@@ -637,7 +627,7 @@ def _view(row: Any) -> dict[str, Any]:
         "output": row.output,
         "error": row.error,
         "cause": row.cause,
-        "parent": row.parent,
+        "parent": getattr(row, "parent", None),
         "started_at": decider.iso(row.started_at),
         "closed_at": decider.iso(row.closed_at),
     }

@@ -54,6 +54,19 @@ _SAVE = (
     )
 )
 _DELETE_TASK = T.delete().where(T.c.id == sa.bindparam("tid"))
+_DELETE_OWNED = T.delete().where(
+    T.c.id == sa.bindparam("tid"), T.c.lease_owner == sa.bindparam("owner")
+)
+_LEASE = (
+    T.update()
+    .where(T.c.id == sa.bindparam("tid"))
+    .values(
+        lease_owner=sa.bindparam("owner"),
+        lease_expires_at=sa.bindparam("expires"),
+        started_at=sa.bindparam("now"),
+    )
+)
+_EXECUTION = sa.select(E).where(E.c.id == sa.bindparam("id"))
 _DELETE_TIMER = TM.delete().where(TM.c.id == sa.bindparam("tid"))
 
 
@@ -211,7 +224,16 @@ def definition_row(conn: sa.Connection, name: str, version: int | None) -> Any:
 
 
 def execution_row(conn: sa.Connection, execution_id: str) -> Any:
-    return conn.execute(sa.select(E).where(E.c.id == execution_id)).first()
+    return conn.execute(_EXECUTION, {"id": execution_id}).first()
+
+
+def take_owned(conn: sa.Connection, task_id: str, owner: str) -> bool:
+    """Remove a finished task, if ``owner`` still holds its lease."""
+    return bool(conn.execute(_DELETE_OWNED, {"tid": task_id, "owner": owner}).rowcount == 1)
+
+
+def lease(conn: sa.Connection, task_id: str, owner: str, expires: float, now: float) -> None:
+    conn.execute(_LEASE, {"tid": task_id, "owner": owner, "expires": expires, "now": now})
 
 
 def json_size(value: JSON) -> int:
