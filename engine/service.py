@@ -61,6 +61,7 @@ class Claim:
     timeout: int | None
     heartbeat: int | None
     deadline: float | None
+    started_at: float
     heartbeat_details: JSON = None
 
 
@@ -218,7 +219,7 @@ class Service:
         execution_id: str,
         commands: Sequence[events.Command],
         offer: Offer | None,
-        gone: str | None = None,
+        started: tuple[Claim, str] | None = None,
     ) -> tuple[st.Execution, bool, list[Claim]]:
         loaded = store.load(conn, execution_id)
         if loaded is None:
@@ -226,6 +227,17 @@ class Service:
         spec = self.definition(loaded.workflow, loaded.version)
         now = self.clock()
         state, new_events = loaded.state, []
+        gone = None
+        if started is not None:
+            claim, worker = started
+            gone = claim.task_id
+            task = state.tasks.get(claim.task_id)
+            if task is not None and task.worker != worker:
+                # Claimed by polling: record when and by whom it started, at its real time.
+                begin = events.BeginTask(task_id=claim.task_id, worker=worker)
+                decision = decider.decide(spec, state, begin, claim.started_at)
+                state = decision.state
+                new_events.extend(decision.events)
         for command in commands:
             decision = decider.decide(spec, state, command, now)
             state = decision.state
@@ -285,13 +297,17 @@ class Service:
 
     # -- worker protocol ------------------------------------------------------------------
     def claim(self, offer: Offer) -> list[Claim]:
-        """Lease up to ``offer.slots`` available tasks of the offered queues and activities."""
+        """Lease up to ``offer.slots`` available tasks of the offered queues and activities.
+
+        Only the task row changes: TaskStarted is recorded with the task's outcome, so a
+        claim costs one small transaction and never touches the execution.
+        """
         if not offer.queues or not offer.activities or offer.slots < 1:
             return []
         T = tables.tasks
         now = self.clock()
         query = (
-            sa.select(T.c.id, T.c.execution_id, T.c.heartbeat_details)
+            sa.select(T)
             .where(
                 T.c.queue.in_(list(offer.queues)),
                 T.c.activity.in_(list(offer.activities)),
@@ -301,22 +317,33 @@ class Service:
             .order_by(T.c.available_at)
             .limit(offer.slots)
         )
+        # Look before locking: idle workers poll often and must not queue for the write lock.
+        with self.read() as conn:
+            if conn.execute(query.with_only_columns(T.c.id)).first() is None:
+                return []
         claimed: list[Claim] = []
         with self.db.begin() as conn:
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             for row in conn.execute(query).all():
-                state, _ = self.transition(
-                    row.execution_id,
-                    [events.BeginTask(task_id=row.id, worker=offer.worker)],
-                    conn=conn,
-                )
-                task = state.tasks.get(row.id)
-                if task is None:
-                    continue
-                expires = now + lease_for(task.heartbeat, task.timeout)
-                store.lease(conn, row.id, offer.worker, expires, now)
-                claimed.append(_claim(row.execution_id, task, now, row.heartbeat_details))
+                expires = now + lease_for(row.heartbeat, row.timeout)
+                if store.lease(conn, row.id, offer.worker, expires, now):
+                    claimed.append(
+                        Claim(
+                            task_id=row.id,
+                            execution_id=row.execution_id,
+                            activity=row.activity,
+                            state=row.state,
+                            input=row.input,
+                            attempt=row.attempt,
+                            key=row.key,
+                            timeout=row.timeout,
+                            heartbeat=row.heartbeat,
+                            deadline=None if row.timeout is None else now + row.timeout,
+                            started_at=now,
+                            heartbeat_details=row.heartbeat_details,
+                        )
+                    )
         return claimed
 
     def finish(
@@ -333,7 +360,7 @@ class Service:
                     if not store.take_owned(conn, claim.task_id, worker):
                         return None
                     state, new_work, claims = self._transition(
-                        conn, claim.execution_id, [outcome], offer, gone=claim.task_id
+                        conn, claim.execution_id, [outcome], offer, started=(claim, worker)
                     )
                 self._announce(state, new_work)
                 return claims
@@ -579,7 +606,7 @@ def _takeable(before: st.Execution, after: st.Execution, offer: Offer) -> list[s
     return fits[: offer.slots]
 
 
-def _claim(execution_id: str, task: st.Task, now: float, details: JSON = None) -> Claim:
+def _claim(execution_id: str, task: st.Task, now: float) -> Claim:
     return Claim(
         task_id=task.id,
         execution_id=execution_id,
@@ -591,7 +618,7 @@ def _claim(execution_id: str, task: st.Task, now: float, details: JSON = None) -
         timeout=task.timeout,
         heartbeat=task.heartbeat,
         deadline=None if task.timeout is None else now + task.timeout,
-        heartbeat_details=details,
+        started_at=now,
     )
 
 

@@ -17,7 +17,7 @@ from engine import errors, events, tables
 from engine import state as st
 from engine.expressions import JSON
 
-E, T, TM, D = tables.executions, tables.tasks, tables.timers, tables.definitions
+E, D = tables.executions, tables.definitions
 
 
 class ConcurrencyConflict(errors.CairnError):
@@ -35,116 +35,137 @@ class Loaded:
     state: st.Execution
 
 
-_LOAD = sa.select(E.c.id, E.c.workflow, E.c.version, E.c.seq, E.c.snapshot).where(
-    E.c.id == sa.bindparam("id")
-)
-_LOAD_LOCKED = _LOAD.with_for_update()
-_SAVE = (
-    E.update()
-    .where(E.c.id == sa.bindparam("eid"), E.c.seq == sa.bindparam("old_seq"))
-    .values(
-        seq=sa.bindparam("seq"),
-        run=sa.bindparam("run"),
-        status=sa.bindparam("status"),
-        output=sa.bindparam("output"),
-        error=sa.bindparam("error"),
-        cause=sa.bindparam("cause"),
-        snapshot=sa.bindparam("snapshot"),
-        closed_at=sa.bindparam("closed_at"),
-    )
-)
-_DELETE_TASK = T.delete().where(T.c.id == sa.bindparam("tid"))
-_DELETE_OWNED = T.delete().where(
-    T.c.id == sa.bindparam("tid"), T.c.lease_owner == sa.bindparam("owner")
-)
-_LEASE = (
-    T.update()
-    .where(T.c.id == sa.bindparam("tid"))
-    .values(
-        lease_owner=sa.bindparam("owner"),
-        lease_expires_at=sa.bindparam("expires"),
-        started_at=sa.bindparam("now"),
-    )
-)
-_EXECUTION = sa.select(E).where(E.c.id == sa.bindparam("id"))
-_DELETE_TIMER = TM.delete().where(TM.c.id == sa.bindparam("tid"))
+class _Sql:
+    """The hot statements as driver SQL for one dialect.
+
+    They run on every step of every execution, where SQLAlchemy's per-statement work
+    (compiling, caching, type processing) costs several times the database's own; they
+    run on the driver connection inside the caller's SQLAlchemy transaction, so atomicity
+    is unchanged.  Cold paths keep using SQLAlchemy Core.
+    """
+
+    def __init__(self, dialect: str) -> None:
+        self.postgres = dialect == "postgresql"
+        p = "%s" if self.postgres else "?"
+        j = "%s::jsonb" if self.postgres else "?"
+        lock = " FOR UPDATE" if self.postgres else ""
+        self.load = f"SELECT workflow, version, seq, snapshot FROM executions WHERE id = {p}{lock}"
+        self.insert_execution = (
+            "INSERT INTO executions (id, run, workflow, version, status, input, output, error, "
+            "cause, parent, seq, snapshot, started_at, closed_at) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {j}, {j}, {p}, {p}, {p}, {p}, {j}, {p}, {p})"
+        )
+        self.save = (
+            f"UPDATE executions SET seq = {p}, run = {p}, status = {p}, output = {j}, "
+            f"error = {p}, cause = {p}, snapshot = {j}, closed_at = {p} "
+            f"WHERE id = {p} AND seq = {p}"
+        )
+        self.append = (
+            "INSERT INTO events (execution_id, run, seq, type, time, scope, state, details) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {j})"
+        )
+        self.insert_task = (
+            "INSERT INTO tasks (id, execution_id, queue, activity, state, attempt, key, input, "
+            "timeout, heartbeat, available_at, lease_owner, lease_expires_at, started_at) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {j}, {p}, {p}, {p}, {p}, {p}, {p})"
+        )
+        self.delete_task = f"DELETE FROM tasks WHERE id = {p}"
+        self.take_owned = f"DELETE FROM tasks WHERE id = {p} AND lease_owner = {p}"
+        self.lease = (
+            f"UPDATE tasks SET lease_owner = {p}, lease_expires_at = {p}, started_at = {p} "
+            f"WHERE id = {p} AND lease_owner IS NULL"
+        )
+        self.insert_timer = f"INSERT INTO timers (id, execution_id, due_at) VALUES ({p}, {p}, {p})"
+        self.delete_timer = f"DELETE FROM timers WHERE id = {p}"
+
+
+_DIALECTS = {name: _Sql(name) for name in ("sqlite", "postgresql")}
+
+
+def _driver(conn: sa.Connection) -> tuple[_Sql, Any]:
+    """The statements of the connection's dialect and a cursor of its driver connection."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    return _DIALECTS[conn.dialect.name], driver.cursor()
+
+
+def _json(value: JSON) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
 def load(conn: sa.Connection, execution_id: str) -> Loaded | None:
     """The execution and its snapshot, locked against other writers where the database can."""
-    statement = _LOAD_LOCKED if conn.dialect.name == "postgresql" else _LOAD
-    row = conn.execute(statement, {"id": execution_id}).first()
+    sql, cursor = _driver(conn)
+    cursor.execute(sql.load, (execution_id,))
+    row = cursor.fetchone()
+    cursor.close()
     if row is None:
         return None
+    snapshot = row[3] if sql.postgres else json.loads(row[3])
     return Loaded(
-        id=row.id,
-        workflow=row.workflow,
-        version=row.version,
-        seq=row.seq,
-        state=st.from_json(row.snapshot),
+        id=execution_id,
+        workflow=row[0],
+        version=row[1],
+        seq=row[2],
+        state=st.from_json(snapshot),
     )
 
 
 def insert_execution(
     conn: sa.Connection, state: st.Execution, *, parent: str | None = None
 ) -> None:
-    conn.execute(
-        E.insert().values(
-            id=state.id,
-            run=state.run,
-            workflow=state.workflow,
-            version=state.version,
-            status=state.status,
-            input=state.input,
-            output=state.output,
-            error=state.error,
-            cause=state.cause,
-            parent=parent,
-            seq=state.seq,
-            snapshot=st.to_json(state),
-            started_at=state.started_at,
-            closed_at=state.closed_at,
-        )
+    sql, cursor = _driver(conn)
+    cursor.execute(
+        sql.insert_execution,
+        (
+            state.id,
+            state.run,
+            state.workflow,
+            state.version,
+            state.status,
+            _json(state.input),
+            _json(state.output),
+            state.error,
+            state.cause,
+            parent,
+            state.seq,
+            _json(st.to_json(state)),
+            state.started_at,
+            state.closed_at,
+        ),
     )
 
 
 def save(conn: sa.Connection, old_seq: int, state: st.Execution) -> None:
     """Write the new snapshot, if nobody else wrote since ``old_seq``."""
-    result = conn.execute(
-        _SAVE,
-        {
-            "eid": state.id,
-            "old_seq": old_seq,
-            "seq": state.seq,
-            "run": state.run,
-            "status": state.status,
-            "output": state.output,
-            "error": state.error,
-            "cause": state.cause,
-            "snapshot": st.to_json(state),
-            "closed_at": state.closed_at,
-        },
+    sql, cursor = _driver(conn)
+    cursor.execute(
+        sql.save,
+        (
+            state.seq,
+            state.run,
+            state.status,
+            _json(state.output),
+            state.error,
+            state.cause,
+            _json(st.to_json(state)),
+            state.closed_at,
+            state.id,
+            old_seq,
+        ),
     )
-    if result.rowcount != 1:
+    if cursor.rowcount != 1:
         raise ConcurrencyConflict(f"execution {state.id!r} changed while deciding")
 
 
 def append(conn: sa.Connection, execution_id: str, run: int, new: Sequence[events.Event]) -> None:
     if not new:
         return
-    conn.execute(
-        tables.events.insert(),
+    sql, cursor = _driver(conn)
+    cursor.executemany(
+        sql.append,
         [
-            {
-                "execution_id": execution_id,
-                "run": run,
-                "seq": e.seq,
-                "type": e.type,
-                "time": e.time,
-                "scope": e.scope,
-                "state": e.state,
-                "details": e.details,
-            }
+            (execution_id, run, e.seq, e.type, e.time, e.scope, e.state, _json(e.details))
             for e in new
         ],
     )
@@ -173,45 +194,48 @@ def insert_tasks(
     owner: str | None,
 ) -> None:
     rows = [
-        {
-            "id": t.id,
-            "execution_id": execution_id,
-            "queue": t.queue,
-            "activity": t.activity,
-            "state": t.state,
-            "attempt": t.attempt,
-            "key": t.key,
-            "input": t.input,
-            "timeout": t.timeout,
-            "heartbeat": t.heartbeat,
-            "available_at": now,
-            "lease_owner": owner if t.id in leases else None,
-            "lease_expires_at": leases.get(t.id),
-            "started_at": now if t.id in leases else None,
-            "heartbeat_details": None,
-        }
+        (
+            t.id,
+            execution_id,
+            t.queue,
+            t.activity,
+            t.state,
+            t.attempt,
+            t.key,
+            _json(t.input),
+            t.timeout,
+            t.heartbeat,
+            now,
+            owner if t.id in leases else None,
+            leases.get(t.id),
+            now if t.id in leases else None,
+        )
         for t in new
     ]
     if rows:
-        conn.execute(T.insert(), rows)
+        sql, cursor = _driver(conn)
+        cursor.executemany(sql.insert_task, rows)
 
 
 def delete_tasks(conn: sa.Connection, ids: Iterable[str]) -> None:
-    params = [{"tid": i} for i in ids]
+    params = [(i,) for i in ids]
     if params:
-        conn.execute(_DELETE_TASK, params)
+        sql, cursor = _driver(conn)
+        cursor.executemany(sql.delete_task, params)
 
 
 def insert_timers(conn: sa.Connection, execution_id: str, new: Iterable[st.Timer]) -> None:
-    rows = [{"id": t.id, "execution_id": execution_id, "due_at": t.due} for t in new]
+    rows = [(t.id, execution_id, t.due) for t in new]
     if rows:
-        conn.execute(TM.insert(), rows)
+        sql, cursor = _driver(conn)
+        cursor.executemany(sql.insert_timer, rows)
 
 
 def delete_timers(conn: sa.Connection, ids: Iterable[str]) -> None:
-    params = [{"tid": i} for i in ids]
+    params = [(i,) for i in ids]
     if params:
-        conn.execute(_DELETE_TIMER, params)
+        sql, cursor = _driver(conn)
+        cursor.executemany(sql.delete_timer, params)
 
 
 def definition_row(conn: sa.Connection, name: str, version: int | None) -> Any:
@@ -224,16 +248,21 @@ def definition_row(conn: sa.Connection, name: str, version: int | None) -> Any:
 
 
 def execution_row(conn: sa.Connection, execution_id: str) -> Any:
-    return conn.execute(_EXECUTION, {"id": execution_id}).first()
+    return conn.execute(sa.select(E).where(E.c.id == execution_id)).first()
 
 
 def take_owned(conn: sa.Connection, task_id: str, owner: str) -> bool:
     """Remove a finished task, if ``owner`` still holds its lease."""
-    return bool(conn.execute(_DELETE_OWNED, {"tid": task_id, "owner": owner}).rowcount == 1)
+    sql, cursor = _driver(conn)
+    cursor.execute(sql.take_owned, (task_id, owner))
+    return bool(cursor.rowcount == 1)
 
 
-def lease(conn: sa.Connection, task_id: str, owner: str, expires: float, now: float) -> None:
-    conn.execute(_LEASE, {"tid": task_id, "owner": owner, "expires": expires, "now": now})
+def lease(conn: sa.Connection, task_id: str, owner: str, expires: float, now: float) -> bool:
+    """Lease an unclaimed task to ``owner``; False if someone else took it first."""
+    sql, cursor = _driver(conn)
+    cursor.execute(sql.lease, (owner, expires, now, task_id))
+    return bool(cursor.rowcount == 1)
 
 
 def json_size(value: JSON) -> int:

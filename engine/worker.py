@@ -118,12 +118,13 @@ class Worker:
     # -- the slot loop --------------------------------------------------------------------
     def _slot(self) -> None:
         claim: service.Claim | None = None
-        seen = self.service.work.generation
         while not self.stopping.is_set():
             if claim is None:
+                # Note the generation first: work announced after this look wakes us at once.
+                seen = self.service.work.generation
                 claim = self._claim_one()
                 if claim is None:
-                    seen = self.service.work.wait(seen, self.poll)
+                    self.service.work.wait(seen, self.poll)
                     continue
             claim = self._run(claim)
 
