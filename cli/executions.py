@@ -100,6 +100,7 @@ def run(
     """
     registry = common.load_activities(modules)
     svc = common.open_service(ctx)
+    version: int | None
     if Path(target).is_file():
         doc = definition.load(target, list(registry))
         svc.deploy(doc)

@@ -226,7 +226,8 @@ class Service:
             raise NotFound(f"no execution {execution_id!r}")
         spec = self.definition(loaded.workflow, loaded.version)
         now = self.clock()
-        state, new_events = loaded.state, []
+        state = loaded.state
+        new_events: list[events.Event] = []
         gone = None
         if started is not None:
             claim, worker = started
