@@ -299,6 +299,34 @@ def signal(ctx: click.Context, execution_id: str, name: str, payload_text: str) 
 
 @click.command()
 @click.argument("execution_id", metavar="ID")
+@click.argument("name", required=False)
+@click.pass_context
+def query(ctx: click.Context, execution_id: str, name: str | None) -> None:
+    """Read a running execution without changing it.
+
+    With NAME, evaluate the definition's named query (its Queries section) over the current
+    data and print the JSON result; without, print where it stands (states, data, tasks,
+    timers) as JSON.
+
+    \b
+    Example:
+      cairn query order-A1001 tracking
+    """
+    svc = common.open_service(ctx)
+    if name is None:
+        view = svc.inspect(execution_id)
+        common.print_json(
+            {
+                k: view[k]
+                for k in ("id", "status", "states", "tasks", "timers", "signals", "input", "output")
+            }
+        )
+    else:
+        common.print_json(svc.query(execution_id, name))
+
+
+@click.command()
+@click.argument("execution_id", metavar="ID")
 @click.option("--reason", default="", help="Why; kept in the history.")
 @click.pass_context
 def cancel(ctx: click.Context, execution_id: str, reason: str) -> None:
@@ -307,4 +335,4 @@ def cancel(ctx: click.Context, execution_id: str, reason: str) -> None:
     click.echo(f"cancelled {execution_id}")
 
 
-COMMANDS = [start, run, list_executions, describe, history, replay, signal, cancel]
+COMMANDS = [start, run, list_executions, describe, history, replay, signal, query, cancel]

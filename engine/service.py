@@ -496,7 +496,12 @@ class Service:
         state = st.from_json(row.snapshot)
         view = _view(row)
         view["states"] = [
-            {"scope": f.scope, "state": f.state, "entered_at": decider.iso(f.entered_at)}
+            {
+                "scope": f.scope,
+                "state": f.state,
+                "entered_at": decider.iso(f.entered_at),
+                "input": f.input,
+            }
             for f in state.frames.values()
         ]
         view["tasks"] = [
@@ -517,6 +522,24 @@ class Service:
         view["signals"] = [{"name": s.name, "payload": s.payload} for s in state.signals]
         view["compensated"] = [c.state for c in state.completions if c.compensated]
         return view
+
+    def query(self, execution_id: str, name: str) -> JSON:
+        """Evaluate the definition's named query over the execution's current data (no writes).
+
+        The current data is the input of the state the top level stands at, or the output
+        once the execution succeeded.
+        """
+        row = self._row(execution_id)
+        if row is None:
+            raise NotFound(f"no execution {execution_id!r}")
+        spec = self.definition(row.workflow, row.version)
+        if name not in spec.queries:
+            known = ", ".join(sorted(spec.queries)) or "none"
+            raise NotFound(f"{spec.name}@{spec.version} has no query {name!r} (queries: {known})")
+        state = st.from_json(row.snapshot)
+        top = state.frames.get("")
+        data = top.input if top is not None else state.output
+        return spec.queries[name].evaluate(data, {})
 
     def executions(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
