@@ -86,7 +86,42 @@ def _driver(conn: sa.Connection) -> tuple[_Sql, Any]:
     """The statements of the connection's dialect and a cursor of its driver connection."""
     driver = conn.connection.driver_connection
     assert driver is not None
-    return _DIALECTS[conn.dialect.name], driver.cursor()
+    return _DIALECTS[conn.dialect.name], _Cursor(driver.cursor(), conn.dialect.loaded_dbapi.Error)
+
+
+class _Cursor:
+    """A driver cursor whose errors are SQLAlchemy's, as those of Core statements are.
+
+    Callers rely on that: a duplicate execution id or event sequence must reach them as
+    ``sa.exc.IntegrityError`` (start answers with the existing execution, a transition
+    decides again) and workers ride out ``sa.exc.OperationalError``.
+    """
+
+    def __init__(self, cursor: Any, error: type[Exception]) -> None:
+        self.cursor = cursor
+        self.error = error
+
+    def execute(self, statement: str, params: Any) -> None:
+        try:
+            self.cursor.execute(statement, params)
+        except self.error as exc:
+            raise sa.exc.DBAPIError.instance(statement, params, exc, self.error) from exc
+
+    def executemany(self, statement: str, params: Any) -> None:
+        try:
+            self.cursor.executemany(statement, params)
+        except self.error as exc:
+            raise sa.exc.DBAPIError.instance(statement, params, exc, self.error) from exc
+
+    def fetchone(self) -> Any:
+        return self.cursor.fetchone()
+
+    @property
+    def rowcount(self) -> int:
+        return int(self.cursor.rowcount)
+
+    def close(self) -> None:
+        self.cursor.close()
 
 
 def _json(value: JSON) -> str | None:
