@@ -445,7 +445,7 @@ class _Scope:
 
     path: Path
     start: Any
-    names: tuple[str, ...] | None
+    names: dict[str, Any] | None  # the States as written (None when not a non-empty mapping)
     states: dict[str, dict[str, Any]]
 
     def state_path(self, name: str) -> Path:
@@ -455,7 +455,7 @@ class _Scope:
 def _scopes(node: Mapping[str, Any], path: Path = ()) -> Iterator[_Scope]:
     """Every scope of a definition, each followed by the scopes nested in its states."""
     states = node.get("States")
-    names = tuple(states) if isinstance(states, dict) and states else None
+    names = states if isinstance(states, dict) and states else None
     states = states if isinstance(states, dict) else {}
     objects = {name: state for name, state in states.items() if isinstance(state, dict)}
     yield _Scope(path, node.get("StartAt"), names, objects)
@@ -542,7 +542,7 @@ class _Semantics:
                 self.add(path, self.unknown_target(_field(path), target, scope.names))
         return linked
 
-    def unknown_target(self, field: str, target: str, names: tuple[str, ...]) -> str:
+    def unknown_target(self, field: str, target: str, names: Collection[str]) -> str:
         owner = self.owner.get(target)
         if owner is None:
             return f"{field} names unknown state {target!r}{_did_you_mean(target, names)}"

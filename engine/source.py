@@ -64,21 +64,51 @@ _Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False
 
 _SCALARS = yaml.constructor.SafeConstructor()
 _MERGE = _YAML + "merge"
+_TYPED = frozenset(_YAML + name for name in ("int", "float", "bool", "null"))
 _MAPPING_TAGS = (None, "!", _YAML + "map")
 _SEQUENCE_TAGS = (None, "!", _YAML + "seq")
 
 
-@dataclass(frozen=True, slots=True)
 class Positions:
-    """Where each value, and each mapping key, of a document was written."""
+    """Where each value, and each mapping key, of a document was written.
 
-    values: dict[Path, Position] = field(default_factory=dict)
-    keys: dict[Path, Position] = field(default_factory=dict)
+    The tables may be filled on first use by ``scan``: a valid document never needs them,
+    so JSON, whose positions take a second pass, only pays for them when reporting.
+    """
+
+    __slots__ = ("_keys", "_scan", "_values")
+
+    def __init__(
+        self,
+        values: dict[Path, Position] | None = None,
+        keys: dict[Path, Position] | None = None,
+        *,
+        scan: Callable[[], Positions] | None = None,
+    ) -> None:
+        self._values = {} if values is None else values
+        self._keys = {} if keys is None else keys
+        self._scan = scan
+
+    @property
+    def values(self) -> dict[Path, Position]:
+        self._load()
+        return self._values
+
+    @property
+    def keys(self) -> dict[Path, Position]:
+        self._load()
+        return self._keys
+
+    def _load(self) -> None:
+        if self._scan is not None:
+            scanned, self._scan = self._scan(), None
+            self._values, self._keys = scanned.values, scanned.keys
 
     def value(self, path: Path) -> Position:
         """The position of the value at ``path``, or of its nearest recorded container."""
+        values = self.values
         for end in range(len(path), -1, -1):
-            found = self.values.get(path[:end])
+            found = values.get(path[:end])
             if found is not None:
                 return found
         return (0, 0)
@@ -226,6 +256,7 @@ class _Frame:
     height: int = 1
     key: Any = None
     key_position: Position = (0, 0)
+    child: Path | None = None  # the path of the value that follows the key, if recorded
     has_key: bool = False
     bad_key: bool = False
     merges: list[tuple[Any, Position]] = field(default_factory=list)
@@ -244,21 +275,29 @@ class _YamlReader:
         self.count = 0
         self.documents = 0
         self.root: Any = None
+        # Definitions repeat the same few words (Type, Next, Task...): resolve each once.
+        self.tags: dict[tuple[str, Any], str] = {}
+        self.handlers: dict[type, Callable[[Any], None]] = {
+            yaml.ScalarEvent: self.scalar,
+            yaml.MappingStartEvent: self.start,
+            yaml.SequenceStartEvent: self.start,
+            yaml.MappingEndEvent: self.end,
+            yaml.SequenceEndEvent: self.end,
+            yaml.AliasEvent: self.alias,
+            yaml.DocumentStartEvent: self.document,
+        }
 
     def read(self, events: Iterator[Any]) -> None:
+        handlers = self.handlers
         for event in events:
-            if isinstance(event, yaml.DocumentStartEvent):
-                self.documents += 1
-                if self.documents > 1:
-                    self.stop(_mark(event), "a definition file holds one YAML document, not more")
-            elif isinstance(event, yaml.ScalarEvent):
-                self.scalar(event)
-            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                self.start(event)
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                self.end()
-            elif isinstance(event, yaml.AliasEvent):
-                self.alias(event)
+            handler = handlers.get(type(event))
+            if handler is not None:
+                handler(event)
+
+    def document(self, event: yaml.DocumentStartEvent) -> None:
+        self.documents += 1
+        if self.documents > 1:
+            self.stop(_mark(event), "a definition file holds one YAML document, not more")
 
     def report(self, position: Position, message: str) -> None:
         line, column = position
@@ -279,7 +318,13 @@ class _YamlReader:
         position = _mark(event)
         tag = event.tag
         if tag is None or tag == "!":
-            tag = self.resolve(yaml.ScalarNode, event.value, event.implicit)
+            tag = self.tags.get((event.value, event.implicit))
+            if tag is None:
+                tag = self.resolve(yaml.ScalarNode, event.value, event.implicit)
+                self.tags[(event.value, event.implicit)] = tag
+        elif tag in _TYPED and tag != self.resolve(yaml.ScalarNode, event.value, (True, False)):
+            # An explicit tag must agree with the text: `!!int abc` is no integer.
+            self.stop(position, f"{_shorten(event.value)!r} is not a valid {_short_tag(tag)}")
         parent = self.stack[-1] if self.stack else None
         if tag == _MERGE and parent and isinstance(parent.value, dict) and not parent.has_key:
             value: Any = _MERGE_KEY
@@ -302,11 +347,11 @@ class _YamlReader:
             if tag == _YAML + "float":
                 number = _SCALARS.construct_yaml_float(yaml.ScalarNode(tag, text))
                 if not math.isfinite(number):
-                    self.stop(position, f"{text!r} is not a JSON number")
+                    self.stop(position, f"{_shorten(text)!r} is not a JSON number")
                 return number
         except ValueError:
             # YAML 1.1 accepts forms such as 0b_ that Python cannot convert.
-            self.stop(position, f"{text!r} is not a valid number")
+            self.stop(position, f"{_shorten(text)!r} is not a valid number")
         self.stop(position, f"{_short_tag(tag)} values are not allowed; use JSON values only")
 
     def start(self, event: yaml.MappingStartEvent | yaml.SequenceStartEvent) -> None:
@@ -326,7 +371,7 @@ class _YamlReader:
             self.anchors[event.anchor] = _Anchor()
         self.stack.append(_Frame({} if mapping else [], path, position, event.anchor))
 
-    def end(self) -> None:
+    def end(self, event: yaml.CollectionEndEvent) -> None:
         frame = self.stack.pop()
         if isinstance(frame.value, dict):
             self.apply_merges(frame)
@@ -355,16 +400,13 @@ class _YamlReader:
         self.place(value, position, size, height)
 
     def child_path(self) -> Path | None:
+        """The path of the value that comes next, or None for a mapping key."""
         if not self.stack:
             return ()
         parent = self.stack[-1]
-        if parent.path is None:
-            return None
-        if isinstance(parent.value, list):
-            return (*parent.path, len(parent.value))
-        if parent.has_key and not parent.bad_key and parent.key is not _MERGE_KEY:
-            return (*parent.path, parent.key)
-        return None
+        if isinstance(parent.value, dict):
+            return parent.child if parent.has_key else None
+        return None if parent.path is None else (*parent.path, len(parent.value))
 
     def place(self, value: Any, position: Position, size: int, height: int) -> None:
         """Put a finished value into its parent (or make it the document)."""
@@ -384,6 +426,9 @@ class _YamlReader:
     def take_key(self, frame: _Frame, key: Any, position: Position) -> None:
         frame.has_key, frame.key, frame.key_position = True, key, position
         frame.bad_key = key is not _MERGE_KEY and not isinstance(key, str)
+        frame.child = None
+        if frame.path is not None and isinstance(key, str):
+            frame.child = (*frame.path, key)
         if frame.bad_key:
             shown = "a collection" if isinstance(key, (dict, list)) else repr(key)
             self.report(position, f"mapping keys must be strings, not {shown}; quote the key")
@@ -395,14 +440,13 @@ class _YamlReader:
         if frame.key is _MERGE_KEY:
             frame.merges.append((value, frame.key_position))
             return
-        key_path = None if frame.path is None else (*frame.path, frame.key)
         if frame.key in frame.value:
-            first = self.positions.keys.get(key_path, (0, 0)) if key_path else (0, 0)
+            first = self.positions.keys.get(frame.child, (0, 0)) if frame.child else (0, 0)
             self.report(frame.key_position, _duplicate(frame.key, first, frame.key_position))
             return
         frame.value[frame.key] = value
-        if key_path is not None:
-            self.positions.keys[key_path] = frame.key_position
+        if frame.child is not None:
+            self.positions.keys[frame.child] = frame.key_position
 
     def apply_merges(self, frame: _Frame) -> None:
         """Apply YAML merge keys (``<<: *defaults``): keys written out win over merged ones."""
@@ -471,6 +515,11 @@ def _yaml_problem(exc: yaml.YAMLError, text: str, file: str) -> errors.Problem:
     return errors.Problem(file=file, line=line, column=column, message=f"invalid YAML: {problem}")
 
 
+def _shorten(text: str) -> str:
+    """Keep a quoted value short, so that one problem stays one line."""
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _mark(event: Any) -> Position:
     mark = event.start_mark
     return (mark.line + 1, mark.column + 1)
@@ -505,15 +554,11 @@ _CONSTANTS = ("NaN", "Infinity", "-Infinity")
 
 
 def _parse_json(text: str, file: str) -> Tree:
-    """Parse strict JSON with the json module; a token scan alongside finds positions.
+    """Parse strict JSON with the json module; a token scan finds positions when needed.
 
-    The json module decides what is valid; the scan only says where things are, so it can be
-    simple, and it stops early (at the depth limit) so json never recurses without bound.
+    The json module decides what is valid. The scan only says where things are, so it can be
+    simple; it runs when a problem needs a position, and it stops at the depth limit.
     """
-    scan = _JsonScan(text, file)
-    scan.run()
-    if scan.problems:
-        raise errors.DefinitionError(scan.problems)
     try:
         value = json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
@@ -522,10 +567,29 @@ def _parse_json(text: str, file: str) -> Tree:
         )
         raise errors.DefinitionError([problem]) from None
     except (ValueError, RecursionError, _NotJSON) as exc:
-        # The scan locates duplicates and constants; this covers what it cannot, such as
-        # integers too long to convert.
-        raise _error(file, f"invalid JSON: {exc}", 1, 1) from None
-    return Tree(value, scan.positions)
+        # Duplicates, constants and depth are located by the scan; integers too long to
+        # convert are not.
+        located = _JsonScan(text, file).run().problems
+        message = f"invalid JSON: {str(exc).split(';')[0]}"
+        raise errors.DefinitionError(located or [_error(file, message, 1, 1).problems[0]]) from None
+    if _depth(value) > MAX_DEPTH:
+        raise errors.DefinitionError(_JsonScan(text, file).run().problems)
+    return Tree(value, Positions(scan=lambda: _JsonScan(text, file).run().positions))
+
+
+def _depth(value: Any) -> int:
+    """How many containers deep ``value`` goes, walking no further than the limit allows."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:
+                children = node.values() if isinstance(node, dict) else node
+                stack.extend((child, depth) for child in children)
+    return deepest
 
 
 @dataclass(slots=True)
@@ -558,22 +622,22 @@ class _JsonScan:
             errors.Problem(file=self.file, line=line, column=column, message=message)
         )
 
-    def run(self) -> None:
+    def run(self) -> _JsonScan:
         offset = 0
         while True:
             match = _TOKEN.match(self.text, offset)
             if match is None:
-                return
+                return self
             start = match.start(match.lastindex or 0)
             offset = match.end()
             if match.group(1):
                 if not self.punctuation(match.group(1), start):
-                    return
+                    return self
             elif match.group(2):
                 try:
                     string, offset = _scanstring(self.text, offset)
                 except ValueError:
-                    return  # json.loads reports malformed strings with their position
+                    return self  # json.loads reports malformed strings with their position
                 self.string(string, start)
             else:
                 if match.group(3) in _CONSTANTS:
