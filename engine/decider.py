@@ -32,6 +32,9 @@ CANCELLED = "Execution.Cancelled"
 MAX_STEPS = 10_000
 """Transitions one command may cause; more means a loop of pure states that never waits."""
 
+MAX_RETRY_DELAY = 366 * 86400.0
+"""The longest retry back-off: past it a timer's due time would stop being a date."""
+
 COMPENSATION_RETRY = model.Retrier(
     errors=(ALL,), interval=1.0, backoff_rate=2.0, max_attempts=10, max_delay=300.0
 )
@@ -69,9 +72,14 @@ def decide(
 
 def backoff(retrier: model.Retrier, retry: int, seed: str) -> float:
     """Delay before retry number ``retry`` (from 0): interval * rate^retry, capped, jittered."""
-    delay = retrier.interval * retrier.backoff_rate**retry
-    if retrier.max_delay is not None:
-        delay = min(delay, float(retrier.max_delay))
+    try:
+        delay = retrier.interval * retrier.backoff_rate**retry
+    except OverflowError:
+        # "MaxAttempts: 100000, MaxDelaySeconds: 60" (retry for ever, a minute apart) passes
+        # 2.0**1024 on the way; the cap is what counts.
+        delay = MAX_RETRY_DELAY
+    cap = MAX_RETRY_DELAY if retrier.max_delay is None else float(retrier.max_delay)
+    delay = min(delay, cap, MAX_RETRY_DELAY)
     if retrier.full_jitter:
         digest = hashlib.sha256(f"{seed}:{retry}".encode()).digest()
         delay *= int.from_bytes(digest[:8], "big") / 2**64
