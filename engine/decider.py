@@ -191,7 +191,8 @@ class _Step:
         if isinstance(command, events.Start):
             if s.status == "PENDING":
                 self.start(command)
-        elif s.closed:
+        elif s.status == "PENDING" or s.closed:
+            # A history begins with ExecutionStarted: nothing is recorded before it.
             return
         else:
             self.dispatch(command)
