@@ -654,7 +654,9 @@ def _wait_until(spec: model.Wait, data: JSON, ctx: Mapping[str, JSON], now: floa
 
 def _parse_time(text: str, name: str) -> float:
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        # RFC 3339 allows a lower-case "t" and "z"; fromisoformat accepts neither "z" nor "Z"
+        # before Python 3.11.
+        moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     except ValueError as exc:
         raise DataError(f"Wait {name!r}: {text!r} is not an RFC 3339 timestamp") from exc
     if moment.tzinfo is None:
