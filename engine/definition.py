@@ -24,7 +24,7 @@ import jsonschema
 from jmespath import exceptions as jmespath_errors
 
 from engine import errors, expressions, schema, source
-from engine.source import Path
+from engine.source import Path, dotted
 
 STATE_TYPES = (
     "Task",
@@ -133,11 +133,6 @@ class _Issue:
         return errors.Problem(
             file=file, line=line, column=column, message=self.message, path=dotted(self.path)
         )
-
-
-def dotted(path: Path) -> str:
-    """A path in ASL's dotted form: ``States.P.Branches[0].States.A.Next``."""
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
 def _check(
@@ -341,7 +336,7 @@ def _unknown_fields(
     for key in instance:
         if key in allowed or any(re.search(p, key) for p in patterns):
             continue
-        if key in _all_fields() and key not in ("Type",):
+        if key in _all_fields():
             message, suggestion = f"{key!r} is not allowed {where}", None
         else:
             suggestion = _suggest(key, allowed)
@@ -376,7 +371,8 @@ def _bad_key(error: jsonschema.ValidationError, path: Path) -> _Issue:
     if path and path[-1] == "States":
         message = f"state name {_show(name)} must be 1 to 80 characters without '/', '[' or ']'"
     else:
-        message = f"name {_show(name)} {_PATTERNS.get(pattern, 'is not allowed')}"
+        label = "query name" if path and path[-1] == "Queries" else "name"
+        message = f"{label} {_show(name)} {_PATTERNS.get(pattern, 'is not allowed')}"
     return _Issue(path=(*path, name), message=message, at_key=True)
 
 
@@ -570,7 +566,9 @@ class _Semantics:
         stuck = [name for name in scope.names if name in reached and name not in can_end]
         for loop in _loops(stuck, edges):
             if not any(scope.states.get(n, {}).get("Type") in ("Wait", "Task") for n in loop):
-                names = ", ".join(repr(n) for n in loop)
+                names = ", ".join(repr(n) for n in loop[:5])
+                if len(loop) > 5:
+                    names += f" and {len(loop) - 5} more"
                 message = (
                     f"no end state can be reached from {loop[0]!r}: it loops through {names} "
                     "forever, with no Wait or Task in the loop"
@@ -751,12 +749,14 @@ def _loops(nodes: list[str], edges: Mapping[str, list[str]]) -> list[list[str]]:
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
+    on_stack: set[str] = set()
     found: list[list[str]] = []
     for root in nodes:
         if root in index:
             continue
         index[root] = low[root] = len(index)
         stack.append(root)
+        on_stack.add(root)
         work = [(root, iter(edges[root]))]
         while work:
             node, children = work[-1]
@@ -766,9 +766,10 @@ def _loops(nodes: list[str], edges: Mapping[str, list[str]]) -> list[list[str]]:
                 if child not in index:
                     index[child] = low[child] = len(index)
                     stack.append(child)
+                    on_stack.add(child)
                     work.append((child, iter(edges[child])))
                     break
-                if child in stack:
+                if child in on_stack:
                     low[node] = min(low[node], index[child])
             else:
                 work.pop()
@@ -776,8 +777,10 @@ def _loops(nodes: list[str], edges: Mapping[str, list[str]]) -> list[list[str]]:
                     parent = work[-1][0]
                     low[parent] = min(low[parent], low[node])
                 if low[node] == index[node]:
-                    component = stack[stack.index(node) :]
-                    del stack[stack.index(node) :]
+                    at = stack.index(node)
+                    component = stack[at:]
+                    del stack[at:]
+                    on_stack.difference_update(component)
                     if len(component) > 1 or node in edges[node]:
                         found.append(sorted(component, key=order.__getitem__))
     return found

@@ -91,11 +91,13 @@ class Positions:
 
     @property
     def values(self) -> dict[Path, Position]:
+        """Position of each value, by path."""
         self._load()
         return self._values
 
     @property
     def keys(self) -> dict[Path, Position]:
+        """Position of the key of each mapping value, by the value's path."""
         self._load()
         return self._keys
 
@@ -116,6 +118,11 @@ class Positions:
     def key(self, path: Path) -> Position:
         """The position of the key naming ``path``, or of its value when it has no key."""
         return self.keys.get(path) or self.value(path)
+
+
+def dotted(path: Path) -> str:
+    """A path in ASL's dotted form: ``States.P.Branches[0].States.A.Next``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +213,7 @@ def _error(file: str, message: str, line: int = 0, column: int = 0) -> errors.De
 
 
 def _problem(file: str, message: str, path: Path) -> errors.Problem:
-    dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-    return errors.Problem(file=file, line=0, column=0, message=message, path=dotted)
+    return errors.Problem(file=file, line=0, column=0, message=message, path=dotted(path))
 
 
 def _check_size(size: int, file: str) -> None:
@@ -238,6 +244,8 @@ _MERGE_KEY = object()
 
 @dataclass(slots=True)
 class _Anchor:
+    """An anchored value: open while its collection is being read, for alias checks."""
+
     value: Any = None
     size: int = 0
     height: int = 0
@@ -483,8 +491,6 @@ def _parse_yaml(text: str, file: str) -> Tree:
         pass
     except yaml.YAMLError as exc:
         reader.problems.append(_yaml_problem(exc, text, file))
-    except RecursionError:
-        reader.report((1, 1), "the document is nested too deeply")
     finally:
         loader.dispose()
     if not reader.problems and reader.documents == 0:
