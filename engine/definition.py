@@ -142,6 +142,10 @@ def _check(
         kind = _kind(body)
         message = f"a definition is a mapping of fields (Name, Version, States...), not {kind}"
         raise errors.DefinitionError([errors.Problem(file=file, line=1, column=1, message=message)])
+    if body and not body.keys() & {"Name", "Version", "StartAt", "States"}:
+        # Some other YAML file (CI config, compose file): one line, not one per key.
+        message = "not a Cairn definition: it has none of Name, Version, StartAt, States"
+        raise errors.DefinitionError([errors.Problem(file=file, line=1, column=1, message=message)])
     issues = _schema_issues(body)
     issues += _Semantics(body, [i.path for i in issues], activities).check()
     problems = {issue.problem(file, positions) for issue in _quiet(issues)}

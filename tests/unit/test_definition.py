@@ -197,6 +197,7 @@ def test_known_activities_pass() -> None:
         ("  \n# only a comment\n", "d.yaml:1:1: the file holds no definition"),
         (b"\x00\xff\xfe", "d.yaml:1:2: not a text file: byte 0xff is not valid UTF-8"),
         ("- a\n- b\n", "d.yaml:1:1: a definition is a mapping of fields"),
+        ("services:\n  db: {image: pg}\nvolumes: {}\n", "d.yaml:1:1: not a Cairn definition"),
         (
             "42\n",
             "d.yaml:1:1: a definition is a mapping of fields (Name, Version, States...), "
