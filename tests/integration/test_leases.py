@@ -1,0 +1,152 @@
+"""Task deadlines and leases, driven by an injected clock through ``expire_leases``."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from engine import events, service, tables
+from tests.integration import support
+from tests.integration.support import FakeClock, Recorder
+
+
+def slow_flow(*fields: str) -> str:
+    extra = "".join(f"\n    {f}" for f in fields)
+    return f"""
+Name: slow
+Version: 1
+StartAt: Work
+States:
+  Work:
+    Type: Task
+    Activity: Slow{extra}
+    End: true
+"""
+
+
+@pytest.fixture
+def slow(recorder: Recorder) -> Recorder:
+    recorder.add("Slow", lambda params, ctx: {"done": True})
+    return recorder
+
+
+def task_rows(svc: service.Service) -> list[sa.Row[tuple[object, ...]]]:
+    with svc.read() as conn:
+        return list(conn.execute(sa.select(tables.tasks)))
+
+
+def done(task_id: str, by: str) -> events.CompleteTask:
+    return events.CompleteTask(task_id=task_id, result={"by": by})
+
+
+def test_a_task_past_its_timeout_fails_with_states_timeout(
+    svc: service.Service, clock: FakeClock, slow: Recorder
+) -> None:
+    support.deploy(svc, slow_flow("TimeoutSeconds: 10"))
+    execution_id = svc.start("slow", {})["id"]
+    (claim,) = svc.claim(support.offer(slow.registry, "w1"))
+    clock.advance(9.5)
+    assert svc.expire_leases() == 0
+    assert svc.renew(claim, "w1")  # a heartbeat does not stretch TimeoutSeconds
+    clock.advance(0.5)
+    assert svc.expire_leases() == 1
+    view = svc.describe(execution_id)
+    assert (view["status"], view["error"], view["cause"]) == (
+        "FAILED",
+        "States.Timeout",
+        "no result within 10s",
+    )
+    (timed_out,) = support.history(svc, execution_id, events.TASK_TIMED_OUT)
+    assert timed_out.details["task_id"] == claim.task_id
+    assert task_rows(svc) == []
+    # The worker finishing late changes nothing.
+    assert svc.finish(claim, "w1", done(claim.task_id, "w1")) is None
+    assert svc.describe(execution_id)["status"] == "FAILED"
+    assert events.TASK_SUCCEEDED not in support.types_of(svc, execution_id)
+    support.assert_replays(svc)
+
+
+def test_a_missed_heartbeat_fails_with_states_heartbeat_timeout(
+    svc: service.Service, clock: FakeClock, slow: Recorder
+) -> None:
+    support.deploy(svc, slow_flow("TimeoutSeconds: 100", "HeartbeatSeconds: 5"))
+    execution_id = svc.start("slow", {})["id"]
+    (claim,) = svc.claim(support.offer(slow.registry, "w1"))
+    for _ in range(3):  # heartbeats in time keep the task alive past one interval
+        clock.advance(4)
+        assert svc.expire_leases() == 0
+        assert svc.renew(claim, "w1", {"progress": clock.now})
+    clock.advance(5)
+    assert svc.expire_leases() == 1
+    view = svc.describe(execution_id)
+    assert (view["status"], view["error"], view["cause"]) == (
+        "FAILED",
+        "States.HeartbeatTimeout",
+        "no heartbeat for 5s",
+    )
+    assert not svc.renew(claim, "w1")
+    assert svc.finish(claim, "w1", done(claim.task_id, "w1")) is None
+    support.assert_replays(svc)
+
+
+def test_a_timed_out_task_is_retried_with_the_same_key_and_the_next_attempt(
+    svc: service.Service, clock: FakeClock, slow: Recorder
+) -> None:
+    support.deploy(
+        svc,
+        slow_flow(
+            "TimeoutSeconds: 10",
+            "Retry: [{ErrorEquals: [States.Timeout], IntervalSeconds: 1, MaxAttempts: 1}]",
+        ),
+    )
+    execution_id = svc.start("slow", {})["id"]
+    (first,) = svc.claim(support.offer(slow.registry, "w1"))
+    clock.advance(10)
+    assert svc.expire_leases() == 1
+    assert svc.describe(execution_id)["status"] == "RUNNING"
+    clock.advance(1)
+    assert svc.fire_due_timers() == 1
+    (second,) = svc.claim(support.offer(slow.registry, "w2"))
+    assert (second.key, second.attempt) == (first.key, 2)
+    assert second.task_id != first.task_id
+    assert svc.finish(first, "w1", done(first.task_id, "w1")) is None
+    assert svc.finish(second, "w2", done(second.task_id, "w2")) == []
+    assert svc.describe(execution_id)["output"] == {"by": "w2"}
+    support.assert_replays(svc)
+
+
+def test_a_vanished_worker_s_task_goes_back_with_the_same_key_and_attempt(
+    svc: service.Service, clock: FakeClock, slow: Recorder
+) -> None:
+    support.deploy(svc, slow_flow())
+    execution_id = svc.start("slow", {})["id"]
+    (old,) = svc.claim(support.offer(slow.registry, "w-old"))
+    assert svc.claim(support.offer(slow.registry, "w-new")) == []  # leased, not claimable
+    clock.advance(service.DEFAULT_LEASE - 1)
+    assert svc.expire_leases() == 0
+    clock.advance(1)
+    assert svc.expire_leases() == 1
+    assert svc.describe(execution_id)["status"] == "RUNNING"
+    (row,) = task_rows(svc)
+    assert (row.id, row.key, row.attempt, row.lease_owner) == (old.task_id, old.key, 1, None)
+    assert not {events.TASK_TIMED_OUT, events.TASK_FAILED} & set(
+        support.types_of(svc, execution_id)
+    )
+
+    (new,) = svc.claim(support.offer(slow.registry, "w-new"))
+    assert (new.task_id, new.key, new.attempt) == (old.task_id, old.key, old.attempt)
+    # The old worker comes back: its lease is gone, its heartbeat and result are refused.
+    assert not svc.renew(old, "w-old")
+    assert svc.finish(old, "w-old", done(old.task_id, "w-old")) is None
+    assert events.TASK_SUCCEEDED not in support.types_of(svc, execution_id)
+    assert svc.finish(new, "w-new", done(new.task_id, "w-new")) == []
+    assert svc.finish(old, "w-old", done(old.task_id, "w-old")) is None
+
+    view = svc.describe(execution_id)
+    assert (view["status"], view["output"]) == ("SUCCEEDED", {"by": "w-new"})
+    (succeeded,) = support.history(svc, execution_id, events.TASK_SUCCEEDED)
+    assert succeeded.details["result"] == {"by": "w-new"}
+    started = support.history(svc, execution_id, events.TASK_STARTED)
+    assert started[-1].details["worker"] == "w-new"
+    assert task_rows(svc) == []
+    support.assert_replays(svc)

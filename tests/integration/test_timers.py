@@ -1,0 +1,151 @@
+"""Durable timers: a long Wait is one database row, fired by whoever looks once it is due."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from engine import events, service, tables, worker
+from tests.integration import support
+from tests.integration.support import FakeClock, Recorder
+
+DAY = 86_400
+
+MONTH = """
+Name: month
+Version: 1
+StartAt: Hold
+States:
+  Hold:
+    Type: Wait
+    Seconds: 2592000
+    Next: After
+  After:
+    Type: Task
+    Activity: Echo
+    End: true
+"""
+
+APPROVAL = """
+Name: approval
+Version: 1
+StartAt: Prepare
+States:
+  Prepare:
+    Type: Task
+    Activity: Echo
+    Next: Await
+  Await:
+    Type: Wait
+    Seconds: 86400
+    Signal: approve
+    ResultPath: approval
+    Next: Done
+  Done:
+    Type: Succeed
+"""
+
+
+@pytest.fixture
+def echo(recorder: Recorder) -> Recorder:
+    recorder.add("Echo", lambda params, ctx: params)
+    return recorder
+
+
+def test_a_thirty_day_wait_is_one_timer_row_fired_once_due(
+    svc: service.Service, clock: FakeClock, echo: Recorder
+) -> None:
+    support.deploy(svc, MONTH)
+    execution_id = svc.start("month", {"n": 1})["id"]
+    assert support.types_of(svc, execution_id) == [
+        events.EXECUTION_STARTED,
+        events.STATE_ENTERED,
+        events.TIMER_STARTED,
+    ]
+    assert support.count_rows(svc, tables.timers) == 1
+    assert support.count_rows(svc, tables.tasks) == 0
+    (timer,) = svc.inspect(execution_id)["timers"]
+    assert (timer["purpose"], timer["due"]) == ("wait", "2026-01-31T00:00:00Z")
+
+    clock.advance(30 * DAY - 1)
+    assert svc.fire_due_timers() == 0
+    assert svc.describe(execution_id)["status"] == "RUNNING"
+    clock.advance(1)
+    assert svc.fire_due_timers() == 1
+    assert support.count_rows(svc, tables.timers) == 0
+    support.work_one(svc, echo.registry)
+    view = svc.describe(execution_id)
+    assert (view["status"], view["output"]) == ("SUCCEEDED", {"n": 1})
+    assert support.entered(svc, execution_id) == ["Hold", "After"]
+    support.assert_replays(svc)
+
+
+def test_a_worker_started_after_the_due_time_fires_the_timer_at_once(
+    svc: service.Service,
+    clock: FakeClock,
+    echo: Recorder,
+    start_worker: Callable[..., worker.Worker],
+) -> None:
+    support.deploy(svc, MONTH)
+    execution_id = svc.start("month", {"n": 2})["id"]
+    clock.advance(45 * DAY)  # nobody was running while the timer came due
+    start_worker(svc, echo.registry)
+    view = support.wait_closed(svc, execution_id)
+    assert (view["status"], view["output"]) == ("SUCCEEDED", {"n": 2})
+    (fired,) = support.history(svc, execution_id, events.TIMER_FIRED)
+    assert fired.time == clock.now
+    support.assert_replays(svc)
+
+
+def test_a_signal_ends_the_wait_and_removes_its_timer(
+    svc: service.Service, clock: FakeClock, echo: Recorder
+) -> None:
+    support.deploy(svc, APPROVAL)
+    execution_id = svc.start("approval", {})["id"]
+    support.work_one(svc, echo.registry)
+    assert support.count_rows(svc, tables.timers) == 1
+    clock.advance(3600)
+    svc.signal(execution_id, "approve", {"by": "ann"})
+    assert support.count_rows(svc, tables.timers) == 0
+    view = svc.describe(execution_id)
+    assert view["status"] == "SUCCEEDED"
+    assert view["output"] == {"approval": {"signal": "approve", "payload": {"by": "ann"}}}
+    types = support.types_of(svc, execution_id)
+    assert types.index(events.SIGNAL_RECEIVED) < types.index(events.SIGNAL_CONSUMED)
+    assert events.TIMER_CANCELLED in types and events.TIMER_FIRED not in types
+    clock.advance(2 * DAY)
+    assert svc.fire_due_timers() == 0
+    with pytest.raises(service.Conflict, match="is SUCCEEDED, not running"):
+        svc.signal(execution_id, "approve")
+    support.assert_replays(svc)
+
+
+def test_a_signal_sent_before_the_wait_is_kept_until_the_wait_takes_it(
+    svc: service.Service, echo: Recorder
+) -> None:
+    support.deploy(svc, APPROVAL)
+    execution_id = svc.start("approval", {})["id"]
+    svc.signal(execution_id, "approve", "first")
+    svc.signal(execution_id, "approve", "second")
+    assert [s["payload"] for s in svc.inspect(execution_id)["signals"]] == ["first", "second"]
+    support.work_one(svc, echo.registry)
+    view = svc.describe(execution_id)
+    assert view["status"] == "SUCCEEDED"
+    assert view["output"]["approval"] == {"signal": "approve", "payload": "first"}
+    assert support.count_rows(svc, tables.timers) == 0
+    assert events.TIMER_STARTED not in support.types_of(svc, execution_id)
+    support.assert_replays(svc)
+
+
+def test_without_a_signal_the_timer_ends_the_wait_with_a_null_result(
+    svc: service.Service, clock: FakeClock, echo: Recorder
+) -> None:
+    support.deploy(svc, APPROVAL)
+    execution_id = svc.start("approval", {"id": 7})["id"]
+    support.work_one(svc, echo.registry)
+    clock.advance(DAY)
+    assert svc.fire_due_timers() == 1
+    view = svc.describe(execution_id)
+    assert (view["status"], view["output"]) == ("SUCCEEDED", {"id": 7, "approval": None})
+    support.assert_replays(svc)
