@@ -16,6 +16,7 @@ import hashlib
 import json as jsonlib
 import os
 import re
+import warnings
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -699,7 +700,16 @@ class _Semantics:
         if path in self.dirty:
             return
         try:
-            expressions.Expression.compile(text)
+            with warnings.catch_warnings():
+                # jmespath warns (PendingDeprecationWarning) on `bare` JSON literals.
+                warnings.simplefilter("error", PendingDeprecationWarning)
+                expressions.Expression.compile(text)
+        except PendingDeprecationWarning:
+            self.add(
+                path,
+                f"JMESPath expression {_show(text)} uses a deprecated literal: "
+                "quote strings as 'text' (or `\"text\"`)",
+            )
         except jmespath_errors.JMESPathError as exc:
             offset = len(expressions.CONTEXT_PREFIX) if text.startswith("$$.") else 0
             reason = _jmespath_reason(exc, offset)
