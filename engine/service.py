@@ -358,6 +358,7 @@ class Service:
         for attempt in range(CONFLICT_RETRIES):
             try:
                 with self.db.begin() as conn:
+                    store.lock(conn, claim.execution_id)
                     if not store.take_owned(conn, claim.task_id, worker):
                         return None
                     state, new_work, claims = self._transition(
@@ -401,6 +402,7 @@ class Service:
         fired = 0
         for row in due:
             with self.db.begin() as conn:
+                store.lock(conn, row.execution_id)
                 if conn.execute(TM.delete().where(TM.c.id == row.id)).rowcount != 1:
                     continue
                 self.transition(row.execution_id, [events.FireTimer(timer_id=row.id)], conn=conn)
@@ -420,6 +422,7 @@ class Service:
             ).all()
         for row in expired:
             with self.db.begin() as conn:
+                store.lock(conn, row.execution_id)
                 gone = conn.execute(
                     T.delete().where(
                         T.c.id == row.id,

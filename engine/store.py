@@ -128,6 +128,19 @@ def _json(value: JSON) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
+def lock(conn: sa.Connection, execution_id: str) -> None:
+    """Lock the execution row (PostgreSQL) before any task or timer row of it.
+
+    Every writer must take the locks in that order: one that deleted its task or timer row
+    first would wait for a writer holding the execution that waits for that same row, and
+    PostgreSQL would abort one of them as a deadlock.  (SQLite has one writer at a time.)
+    """
+    if conn.dialect.name == "postgresql":
+        _, cursor = _driver(conn)
+        cursor.execute("SELECT 1 FROM executions WHERE id = %s FOR UPDATE", (execution_id,))
+        cursor.close()
+
+
 def load(conn: sa.Connection, execution_id: str) -> Loaded | None:
     """The execution and its snapshot, locked against other writers where the database can."""
     sql, cursor = _driver(conn)
