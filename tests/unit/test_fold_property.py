@@ -12,6 +12,7 @@ import itertools
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
@@ -252,6 +253,10 @@ def check_structure(state: st.Execution) -> None:
             assert parent in state.frames, f"{scope} is open but its Parallel/Map is not"
 
 
+# On a failure, Hypothesis imports libcst to suggest a patch, and libcst's import of
+# mypy_extensions.TypedDict warns; under filterwarnings=error that hid the falsifying example
+# behind an INTERNALERROR.
+@pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict:DeprecationWarning")
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_every_decision_is_the_fold_of_the_history(scenario: dict[str, Any]) -> None:
