@@ -8,11 +8,12 @@ task may claim the task that follows in the same transaction, which saves a comm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,10 +83,14 @@ class Notifier:
     condition: threading.Condition = field(default_factory=threading.Condition)
     generation: int = 0
 
-    def notify(self) -> None:
+    def notify(self, waiters: int | None = None) -> None:
+        """Wake ``waiters`` threads (all when None): one per new task, not a stampede."""
         with self.condition:
             self.generation += 1
-            self.condition.notify_all()
+            if waiters is None:
+                self.condition.notify_all()
+            else:
+                self.condition.notify(waiters)
 
     def wait(self, seen: int, timeout: float) -> int:
         with self.condition:
@@ -113,12 +118,15 @@ class Service:
         self.closed = Notifier()
         """Notified when an execution closed in this process."""
         self._definitions: dict[tuple[str, int], model.Definition] = {}
+        self._writer: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if db.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
 
     # -- definitions ----------------------------------------------------------------------
     def deploy(self, document: definition.Document) -> Deployed:
         """Register a version; identical content again is a no-op, different content refused."""
         name, version = document.name, document.version
-        with self.db.begin() as conn:
+        with self.write() as conn:
             row = store.definition_row(conn, name, version)
             if row is not None:
                 if row.sha256 != document.sha256:
@@ -173,7 +181,7 @@ class Service:
             spec, st.initial_state(), events.Start(execution_id=execution_id, input=input), now
         )
         try:
-            with self.db.begin() as conn:
+            with self.write() as conn:
                 store.insert_execution(conn, decision.state)
                 self._write(conn, execution_id, decision.state, decision.events, {}, None)
         except sa.exc.IntegrityError:
@@ -186,7 +194,7 @@ class Service:
                     f"({existing.workflow}@{existing.version}) with a different input"
                 ) from None
             return _view(existing)
-        self._announce(decision.state, bool(decision.new_tasks))
+        self._announce(decision.state, len(decision.new_tasks))
         return _view(decision.state)
 
     # -- the one way state changes --------------------------------------------------------
@@ -204,7 +212,7 @@ class Service:
                 if conn is not None:
                     state, _, claims = self._transition(conn, execution_id, commands, offer)
                     return state, claims
-                with self.db.begin() as own:
+                with self.write() as own:
                     result = self._transition(own, execution_id, commands, offer)
                 self._announce(*result[:2])
                 return result[0], result[2]
@@ -220,7 +228,7 @@ class Service:
         commands: Sequence[events.Command],
         offer: Offer | None,
         started: tuple[Claim, str] | None = None,
-    ) -> tuple[st.Execution, bool, list[Claim]]:
+    ) -> tuple[st.Execution, int, list[Claim]]:
         loaded = store.load(conn, execution_id)
         if loaded is None:
             raise NotFound(f"no execution {execution_id!r}")
@@ -264,7 +272,7 @@ class Service:
                 before=loaded.state,
                 gone=gone,
             )
-        new_work = any(k not in loaded.state.tasks and k not in claims for k in state.tasks)
+        new_work = sum(1 for k in state.tasks if k not in loaded.state.tasks and k not in claims)
         return state, new_work, [_claim(execution_id, state.tasks[t], now) for t in claims]
 
     def _write(
@@ -323,7 +331,7 @@ class Service:
             if conn.execute(query.with_only_columns(T.c.id)).first() is None:
                 return []
         claimed: list[Claim] = []
-        with self.db.begin() as conn:
+        with self.write() as conn:
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             for row in conn.execute(query).all():
@@ -357,7 +365,7 @@ class Service:
         """Record a task's outcome (and claim what follows); None if the lease was lost."""
         for attempt in range(CONFLICT_RETRIES):
             try:
-                with self.db.begin() as conn:
+                with self.write() as conn:
                     store.lock(conn, claim.execution_id)
                     if not store.take_owned(conn, claim.task_id, worker):
                         return None
@@ -380,7 +388,7 @@ class Service:
         values: dict[str, Any] = {"lease_expires_at": expires}
         if details is not None:
             values["heartbeat_details"] = details
-        with self.db.begin() as conn:
+        with self.write() as conn:
             result = conn.execute(
                 T.update()
                 .where(T.c.id == claim.task_id, T.c.lease_owner == worker)
@@ -401,7 +409,7 @@ class Service:
             ).all()
         fired = 0
         for row in due:
-            with self.db.begin() as conn:
+            with self.write() as conn:
                 store.lock(conn, row.execution_id)
                 if conn.execute(TM.delete().where(TM.c.id == row.id)).rowcount != 1:
                     continue
@@ -421,7 +429,7 @@ class Service:
                 sa.select(T).where(T.c.lease_owner.is_not(None), T.c.lease_expires_at <= now)
             ).all()
         for row in expired:
-            with self.db.begin() as conn:
+            with self.write() as conn:
                 store.lock(conn, row.execution_id)
                 gone = conn.execute(
                     T.delete().where(
@@ -470,10 +478,21 @@ class Service:
             raise Conflict(f"execution {execution_id!r} is {row.status}, not running")
 
     # -- reading --------------------------------------------------------------------------
-    def _announce(self, state: st.Execution, new_work: bool) -> None:
-        """Wake in-process workers (new tasks) and waiters (a closed execution)."""
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """A writing transaction.
+
+        On SQLite, threads of this process queue for the write lock here, in order, instead
+        of in SQLite's busy handler, which sleeps with growing back-off (up to 100 ms a try)
+        and serves waiters in no order; other processes still meet the busy timeout.
+        """
+        with self._writer, self.db.begin() as conn:
+            yield conn
+
+    def _announce(self, state: st.Execution, new_work: int) -> None:
+        """Wake in-process workers (one per new task) and waiters (a closed execution)."""
         if new_work:
-            self.work.notify()
+            self.work.notify(new_work)
         if state.closed:
             self.closed.notify()
 

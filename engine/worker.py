@@ -100,7 +100,7 @@ class Worker:
     def _release(self) -> int:
         """Hand back tasks still running after the grace period, same attempt, same key."""
         T = tables.tasks
-        with self.service.db.begin() as conn:
+        with self.service.write() as conn:
             released = conn.execute(
                 T.update()
                 .where(T.c.lease_owner == self.id)
