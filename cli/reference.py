@@ -11,25 +11,24 @@ import click
 from cli.main import main
 
 WIDTH = 100
+SETTINGS = {"terminal_width": WIDTH, "max_content_width": WIDTH, **main.context_settings}
 
 
 def help_text(command: click.Command, path: list[str], parent: click.Context | None) -> str:
-    ctx = click.Context(
-        command, info_name=path[-1], parent=parent, terminal_width=WIDTH, max_content_width=WIDTH
-    )
+    ctx = click.Context(command, info_name=path[-1], parent=parent, **SETTINGS)
     return command.get_help(ctx)
 
 
 def reference() -> str:
     """Markdown: the group's help, then each command's, in name order."""
-    root = click.Context(main, info_name="cairn", terminal_width=WIDTH, max_content_width=WIDTH)
+    root = click.Context(main, info_name="cairn", **SETTINGS)
     parts = ["```text", main.get_help(root), "```"]
     for name in sorted(main.commands):
         command = main.commands[name]
         parts += [f"\n### cairn {name}\n", "```text", help_text(command, ["cairn", name], root)]
         parts.append("```")
         if isinstance(command, click.Group):
-            sub_ctx = click.Context(command, info_name=name, parent=root)
+            sub_ctx = click.Context(command, info_name=name, parent=root, **SETTINGS)
             for sub in sorted(command.commands):
                 parts += [f"\n#### cairn {name} {sub}\n", "```text"]
                 parts += [help_text(command.commands[sub], ["cairn", name, sub], sub_ctx), "```"]
