@@ -29,6 +29,9 @@ HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"
 NO_CHOICE = "States.NoChoiceMatched"
 CANCELLED = "Execution.Cancelled"
 
+_NO_CONTEXT: dict[str, JSON] = {}
+"""The context handed to states that never read it (building it costs a good part of a step)."""
+
 MAX_STEPS = 10_000
 """Transitions one command may cause; more means a loop of pure states that never waits."""
 
@@ -139,6 +142,8 @@ class _Step:
     def context(
         self, frame: st.Frame, key: str | None = None, item: tuple[int, JSON] | None = None
     ) -> dict[str, JSON]:
+        if not self.definition.states[frame.state].uses_context:
+            return _NO_CONTEXT
         s = self.state
         ctx: dict[str, JSON] = {
             "Execution": {

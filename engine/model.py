@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from engine.expressions import JSON, Expression, Template
+from engine.expressions import CONTEXT_PREFIX, JSON, Expression, Template
 
 DEFAULT_QUEUE = "default"
 
@@ -67,6 +67,8 @@ class State:
     result_path: ResultPath = ()
     retry: tuple[Retrier, ...] = ()
     catch: tuple[Catcher, ...] = ()
+    uses_context: bool = True
+    """Whether an expression of the state reads the context object (``$$.``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,9 +228,22 @@ def _retriers(rules: list[Mapping[str, Any]]) -> tuple[Retrier, ...]:
     )
 
 
+def _mentions_context(value: Any) -> bool:
+    """Whether any string in ``value`` is a context expression; may over-report, never under."""
+    if isinstance(value, str):
+        return value.startswith(CONTEXT_PREFIX)
+    if isinstance(value, dict):
+        return any(_mentions_context(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions_context(v) for v in value)
+    return False
+
+
 def _common(name: str, body: Mapping[str, Any], result_default: ResultPath) -> dict[str, Any]:
     return {
         "name": name,
+        # A Compensate state evaluates other states' undo parameters: always build it.
+        "uses_context": body["Type"] == "Compensate" or _mentions_context(body),
         "next": body.get("Next"),
         "end": bool(body.get("End", False)),
         "input_path": _expr(body, "InputPath"),
