@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 
-from engine import events, service, tables
+from engine import events, service, tables, worker
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 
@@ -122,6 +126,8 @@ def test_a_vanished_worker_s_task_goes_back_with_the_same_key_and_attempt(
     execution_id = svc.start("slow", {})["id"]
     (old,) = svc.claim(support.offer(slow.registry, "w-old"))
     assert svc.claim(support.offer(slow.registry, "w-new")) == []  # leased, not claimable
+    clock.advance(10)
+    assert svc.renew(old, "w-old", {"page": 3})  # progress to resume from
     clock.advance(service.DEFAULT_LEASE - 1)
     assert svc.expire_leases() == 0
     clock.advance(1)
@@ -135,6 +141,7 @@ def test_a_vanished_worker_s_task_goes_back_with_the_same_key_and_attempt(
 
     (new,) = svc.claim(support.offer(slow.registry, "w-new"))
     assert (new.task_id, new.key, new.attempt) == (old.task_id, old.key, old.attempt)
+    assert new.heartbeat_details == {"page": 3}
     # The old worker comes back: its lease is gone, its heartbeat and result are refused.
     assert not svc.renew(old, "w-old")
     assert svc.finish(old, "w-old", done(old.task_id, "w-old")) is None
@@ -149,4 +156,37 @@ def test_a_vanished_worker_s_task_goes_back_with_the_same_key_and_attempt(
     started = support.history(svc, execution_id, events.TASK_STARTED)
     assert started[-1].details["worker"] == "w-new"
     assert task_rows(svc) == []
+    support.assert_replays(svc)
+
+
+def test_a_worker_stopped_past_its_grace_period_hands_its_task_back(
+    svc: service.Service, recorder: Recorder, start_worker: Callable[..., worker.Worker]
+) -> None:
+    release = threading.Event()
+
+    @recorder.activity("Slow")
+    def slow(params: object, ctx: Any) -> dict[str, Any]:
+        assert release.wait(support.DEADLINE)
+        return {"key": ctx.idempotency_key, "attempt": ctx.attempt}
+
+    support.deploy(svc, slow_flow())
+    execution_id = svc.start("slow", {})["id"]
+    seen: list[worker.Progress] = []
+    first = start_worker(svc, recorder.registry, concurrency=1, on_progress=seen.append)
+    support.wait_until(lambda: recorder.count() == 1, "the activity to start")
+    assert first.stop(grace=0.1) == 1
+    (row,) = task_rows(svc)
+    assert row.lease_owner is None
+
+    # The first run ends after all: its result comes too late and is not recorded.
+    release.set()
+    support.wait_until(lambda: [p.kind for p in seen] == ["started", "lost"], "the lost report")
+    assert events.TASK_SUCCEEDED not in support.types_of(svc, execution_id)
+
+    start_worker(svc, recorder.registry)
+    view = support.wait_closed(svc, execution_id)
+    key = f"{execution_id}:Work:1"
+    assert (view["status"], view["output"]) == ("SUCCEEDED", {"key": key, "attempt": 1})
+    assert [(c.key, c.attempt) for c in recorder.calls] == [(key, 1), (key, 1)]
+    assert len(support.history(svc, execution_id, events.TASK_SUCCEEDED)) == 1
     support.assert_replays(svc)

@@ -38,17 +38,19 @@ def test_threads_and_processes_run_every_task_exactly_once(
 ) -> None:
     caplog.set_level(logging.WARNING)
     support.deploy_file(live_svc, "fan.yaml")
+    # Every worker is looking for work before the first execution starts, so that all
+    # of them compete for the tasks from the start.
     processes = [worker_processes(db_url, *WORKER_ARGS, "--concurrency", "2") for _ in range(2)]
+    progress: list[worker.Progress] = []
+    registry = fan_registry()
+    for _ in range(4):
+        start_worker(live_svc, registry, concurrency=2, on_progress=progress.append)
     for process in processes:
         process.wait_for("concurrency 2")
     ids = [
         live_svc.start("fan", {"n": n}, execution_id=f"fan-{n:02d}")["id"]
         for n in range(EXECUTIONS)
     ]
-    progress: list[worker.Progress] = []
-    registry = fan_registry()
-    for _ in range(4):
-        start_worker(live_svc, registry, concurrency=2, on_progress=progress.append)
 
     support.wait_until(
         lambda: not live_svc.executions(status="RUNNING", limit=EXECUTIONS),
