@@ -157,7 +157,14 @@ class Worker:
             with self._lock:
                 self._in_flight.pop(claim.task_id, None)
         offer = None if self.stopping.is_set() else self.offer
-        following = self.service.finish(claim, self.id, outcome, offer)  # type: ignore[arg-type]
+        try:
+            following = self.service.finish(claim, self.id, outcome, offer)  # type: ignore[arg-type]
+        except sa.exc.OperationalError as exc:
+            # Nothing was recorded: the lease runs out and the task comes back, same key.
+            # The slot lives on; letting the error end its thread would lose it for good.
+            log.warning("could not record %s, it will run again: %s", claim.task_id, exc)
+            self._report("lost", claim, f"could not record the outcome: {exc}")
+            return None
         if following is None:
             self._report("lost", claim, "the lease expired; another worker owns this task now")
             return None
