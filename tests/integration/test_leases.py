@@ -190,3 +190,34 @@ def test_a_worker_stopped_past_its_grace_period_hands_its_task_back(
     assert [(c.key, c.attempt) for c in recorder.calls] == [(key, 1), (key, 1)]
     assert len(support.history(svc, execution_id, events.TASK_SUCCEEDED)) == 1
     support.assert_replays(svc)
+
+
+def test_a_worker_that_cannot_record_an_outcome_keeps_working(
+    svc: service.Service,
+    clock: FakeClock,
+    recorder: Recorder,
+    start_worker: Callable[..., worker.Worker],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorder.add("Slow", lambda params, ctx: {"attempt": ctx.attempt})
+    support.deploy(svc, slow_flow())
+    execution_id = svc.start("slow", {})["id"]
+    finish = svc.finish
+    lost: list[str] = []
+
+    def unreachable_once(claim: service.Claim, *args: Any, **kwargs: Any) -> Any:
+        if not lost:
+            lost.append(claim.task_id)
+            raise sa.exc.OperationalError("COMMIT", {}, Exception("server closed the connection"))
+        return finish(claim, *args, **kwargs)
+
+    monkeypatch.setattr(svc, "finish", unreachable_once)
+    start_worker(svc, recorder.registry, concurrency=1)
+    support.wait_until(lambda: lost, "the outcome to be lost")
+    assert events.TASK_SUCCEEDED not in support.types_of(svc, execution_id)
+    # Nothing was recorded; once the lease runs out the task comes back to the same slot.
+    clock.advance(service.DEFAULT_LEASE)
+    view = support.wait_closed(svc, execution_id)
+    assert (view["status"], view["output"]) == ("SUCCEEDED", {"attempt": 1})
+    assert [c.key for c in recorder.calls] == [f"{execution_id}:Work:1"] * 2
+    support.assert_replays(svc)
