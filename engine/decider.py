@@ -28,9 +28,15 @@ TIMEOUT = "States.Timeout"
 HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"
 NO_CHOICE = "States.NoChoiceMatched"
 CANCELLED = "Execution.Cancelled"
+CALLBACK_TIMERS = ("callback_timeout", "callback_heartbeat")
 
 _NO_CONTEXT: dict[str, JSON] = {}
 """The context handed to states that never read it (building it costs a good part of a step)."""
+
+HISTORY_LIMIT = 25_000
+"""Events one run may hold by default; a longer run fails and should use ContinueAsNew."""
+HISTORY_LIMIT_EXCEEDED = "States.HistoryLimitExceeded"
+CHILD_FAILED = "Workflow.ChildFailed"
 
 MAX_STEPS = 10_000
 """Transitions one command may cause; more means a loop of pure states that never waits."""
@@ -54,14 +60,28 @@ class Decision:
     dropped_tasks: tuple[str, ...]
     new_timers: tuple[st.Timer, ...]
     dropped_timers: tuple[str, ...]
+    new_children: tuple[st.Child, ...]
+    dropped_children: tuple[str, ...]
 
 
 def decide(
-    definition: model.Definition, state: st.Execution, command: events.Command, now: float
+    definition: model.Definition,
+    state: st.Execution,
+    command: events.Command,
+    now: float,
+    *,
+    history_limit: int = HISTORY_LIMIT,
 ) -> Decision:
     """The consequences of ``command``: new events, the new state, tasks and timers to (un)do."""
     step = _Step(definition, state, now)
     step.handle(command)
+    if not step.state.closed and step.state.seq > history_limit:
+        step.emit(
+            events.EXECUTION_FAILED,
+            error=HISTORY_LIMIT_EXCEEDED,
+            cause=f"this run has {step.state.seq} events, over the limit of {history_limit}; "
+            "end long loops with a ContinueAsNew state to go on in a fresh history",
+        )
     after = step.state
     return Decision(
         events=tuple(step.events),
@@ -70,6 +90,10 @@ def decide(
         dropped_tasks=tuple(k for k in state.tasks if k not in after.tasks),
         new_timers=tuple(t for k, t in after.timers.items() if k not in state.timers),
         dropped_timers=tuple(k for k in state.timers if k not in after.timers),
+        new_children=tuple(c for k, c in after.children.items() if k not in state.children),
+        dropped_children=tuple(
+            k for k in state.children if k not in after.children and k not in step.closed_children
+        ),
     )
 
 
@@ -119,6 +143,7 @@ class _Step:
         self.events: list[events.Event] = []
         self.agenda: deque[tuple[str, str, JSON, int]] = deque()
         self.cancelled: list[tuple[str, int]] = []
+        self.closed_children: set[str] = set()
 
     # -- plumbing -------------------------------------------------------------------------
     def emit(self, type_: str, scope: str = "", name: str | None = None, /, **details: Any) -> None:
@@ -131,6 +156,7 @@ class _Step:
             scope=scope,
             state=name,
             details=details,
+            run=details["run"] if type_ == events.EXECUTION_STARTED else self.state.run,
         )
         self.state = st.evolve(self.state, event)
         self.events.append(event)
@@ -196,6 +222,9 @@ class _Step:
         if isinstance(command, events.Start):
             if s.status == "PENDING":
                 self.start(command)
+        elif isinstance(command, events.Redrive):
+            if s.status in ("FAILED", "TIMED_OUT") and self.redrivable():
+                self.redrive()
         elif s.status == "PENDING" or s.closed:
             # A history begins with ExecutionStarted: nothing is recorded before it.
             return
@@ -231,12 +260,19 @@ class _Step:
                         worker=worker,
                         attempt=task.attempt,
                     )
-            case events.CompleteTask(task_id=task_id, result=result):
-                if task_id in tasks:
-                    self.task_succeeded(tasks[task_id], result)
+            case events.CompleteTask(task_id=task_id, result=result, token=token):
+                task = tasks.get(task_id)
+                if task is None:
+                    return
+                if task.callback and not task.awaiting and not token:
+                    self.await_callback(task)
+                else:
+                    self.end_callback(task)
+                    self.task_succeeded(task, result)
             case events.FailTask(task_id=task_id, error=error, cause=cause, retryable=retry):
                 if task_id in tasks:
                     task = tasks[task_id]
+                    self.end_callback(task)
                     self.emit(
                         events.TASK_FAILED,
                         task.scope,
@@ -258,6 +294,15 @@ class _Step:
                         cause=cause,
                     )
                     self.fail_state(task.scope, error, cause)
+            case events.Heartbeat(task_id=task_id):
+                task = tasks.get(task_id)
+                if task is not None and task.awaiting:
+                    self.emit(events.CALLBACK_HEARTBEAT, task.scope, task.state, task_id=task_id)
+                    self.restart_heartbeat(task)
+            case events.CloseChild(child_id=child_id):
+                child = self.state.children.get(child_id)
+                if child is not None:
+                    self.child_closed(child, command)
             case events.FireTimer(timer_id=timer_id):
                 timer = self.state.timers.get(timer_id)
                 if timer is not None:
@@ -283,6 +328,23 @@ class _Step:
             )
         elif timer.purpose == "wait":
             self.complete_state(timer.scope, None)
+        elif timer.purpose in CALLBACK_TIMERS:
+            frame = self.state.frames[timer.scope]
+            assert frame.task is not None
+            task = self.state.tasks[frame.task]
+            self.end_callback(task)
+            error = TIMEOUT if timer.purpose == "callback_timeout" else HEARTBEAT_TIMEOUT
+            what = "completion" if error == TIMEOUT else "heartbeat"
+            self.emit(
+                events.TASK_TIMED_OUT,
+                task.scope,
+                task.state,
+                task_id=task.id,
+                error=error,
+                cause=f"no {what} for the callback token within "
+                f"{task.timeout if error == TIMEOUT else task.heartbeat}s",
+            )
+            self.fail_state(task.scope, error, "no callback in time")
         else:
             self.retry_now(timer.scope)
 
@@ -331,7 +393,17 @@ class _Step:
             case model.Compensate():
                 self.begin_compensation(scope, frame, spec)
             case model.ContinueAsNew():
-                self.fail_scope(scope, RUNTIME, "ContinueAsNew is not supported by this engine yet")
+                data = dataflow.effective_input(spec, frame.input, ctx)
+                if scope:
+                    self.fail_scope(
+                        scope,
+                        RUNTIME,
+                        "ContinueAsNew ends a run: it cannot be "
+                        "inside a Parallel branch or a Map item",
+                    )
+                    return
+                self.emit(events.STATE_EXITED, scope, spec.name, output=data)
+                self.emit(events.CONTINUED_AS_NEW, input=data, version=spec.version)
             case _:
                 raise AssertionError(f"unhandled state type {type(spec).__name__}")
 
@@ -360,34 +432,30 @@ class _Step:
         parent_scope, index = st.parent_of(scope)
         parent, spec = self.spec(parent_scope)
         self.emit(events.BRANCH_SUCCEEDED, parent_scope, parent.state, index=index, output=output)
-        parent = self.state.frames[parent_scope]
         if isinstance(spec, model.Map):
-            items = self.map_items(parent_scope, parent, spec)
-            total = len(items)
-            if parent.started < total:
-                value = self.item_input(parent, spec, parent.started, items)
-                self.start_item(parent_scope, spec, parent.started, value)
-        else:
-            assert isinstance(spec, model.Parallel)
-            total = len(spec.branches)
-        if len(parent.results) == total:
-            results = [parent.results[str(i)] for i in range(total)]
-            self.complete_state(parent_scope, results)
+            self.fill_map(parent_scope, spec, self.map_items(parent_scope, parent, spec))
+        self.complete_if_done(parent_scope)
 
     # -- tasks ----------------------------------------------------------------------------
     def task_key(self, scope: str, frame: st.Frame) -> str:
         return f"{self.state.id}:{st.state_path(scope, frame.state)}:{frame.entry}"
 
     def schedule(self, scope: str, frame: st.Frame, spec: model.Task) -> None:
-        if spec.activity is None:
-            self.fail_state(
-                scope,
-                RUNTIME,
-                f"child workflow {spec.workflow!r}: not supported by this engine yet",
-            )
-            return
         key = self.task_key(scope, frame)
         data = dataflow.effective_input(spec, frame.input, self.context(frame, key))
+        if spec.workflow is not None:
+            name, _, version = spec.workflow.partition("@")
+            self.emit(
+                events.CHILD_STARTED,
+                scope,
+                spec.name,
+                child_id=f"{key}:{frame.retry_count + 1}",
+                workflow=name,
+                version=int(version) if version else None,
+                input=data,
+            )
+            return
+        assert spec.activity is not None
         self.emit(
             events.TASK_SCHEDULED,
             scope,
@@ -400,6 +468,7 @@ class _Step:
             queue=spec.queue,
             timeout=spec.timeout,
             heartbeat=spec.heartbeat,
+            **({"callback": True} if spec.callback else {}),
         )
 
     def task_succeeded(self, task: st.Task, result: JSON) -> None:
@@ -421,6 +490,74 @@ class _Step:
             self.continue_compensation(task.scope)
         else:
             self.complete_state(task.scope, result)
+
+    # -- callbacks ------------------------------------------------------------------------
+    def await_callback(self, task: st.Task) -> None:
+        """The activity of a callback task has run: wait for its token to be completed."""
+        self.emit(events.CALLBACK_AWAITED, task.scope, task.state, task_id=task.id)
+        if task.timeout is not None:
+            self.start_timer(task.scope, task.state, self.now + task.timeout, "callback_timeout")
+        self.restart_heartbeat(task)
+
+    def restart_heartbeat(self, task: st.Task) -> None:
+        self.cancel_timers(task.scope, ("callback_heartbeat",))
+        if task.heartbeat is not None:
+            due = self.now + task.heartbeat
+            self.start_timer(task.scope, task.state, due, "callback_heartbeat")
+
+    def end_callback(self, task: st.Task) -> None:
+        if task.awaiting:
+            self.cancel_timers(task.scope, CALLBACK_TIMERS)
+
+    def cancel_timers(self, scope: str, purposes: tuple[str, ...]) -> None:
+        for timer in list(self.state.timers.values()):
+            if timer.scope == scope and timer.purpose in purposes:
+                self.emit(events.TIMER_CANCELLED, scope, timer.state, timer_id=timer.id)
+
+    # -- child workflows ------------------------------------------------------------------
+    def child_closed(self, child: st.Child, closed: events.CloseChild) -> None:
+        self.closed_children.add(child.id)
+        self.emit(
+            events.CHILD_CLOSED,
+            child.scope,
+            child.state,
+            child_id=child.id,
+            status=closed.status,
+            output=closed.output,
+            error=closed.error,
+            cause=closed.cause,
+        )
+        if closed.status == "SUCCEEDED":
+            self.complete_state(child.scope, closed.output)
+        else:
+            cause = f"child {child.id} {closed.status}: {closed.error}: {closed.cause}"
+            self.fail_state(child.scope, CHILD_FAILED, cause)
+
+    # -- redrive --------------------------------------------------------------------------
+    def redrivable(self) -> bool:
+        """Whether the run stopped somewhere it can go on from (not at a Fail state)."""
+        resume = self.state.resume
+        if resume is None:
+            return False
+        return not isinstance(self.definition.states[resume.state], model.Fail)
+
+    def redrive(self) -> None:
+        """Go on from the top-level state where the run stopped; finished work stays done."""
+        assert self.state.resume is not None
+        self.emit(events.EXECUTION_REDRIVEN, state=self.state.resume.state)
+        if self.definition.timeout is not None:
+            self.start_timer("", None, self.now + self.definition.timeout, "execution")
+        frame, spec = self.spec("")
+        try:
+            match spec:
+                case model.Parallel() | model.Map():
+                    self.start_branches("", frame, spec)
+                case model.Compensate():
+                    self.continue_compensation("")
+                case _:
+                    self.run_state("", frame, spec)
+        except DataError as exc:
+            self.fail_state("", RUNTIME, str(exc))
 
     # -- failure, retry and catch ---------------------------------------------------------
     def fail_state(self, scope: str, error: str, cause: str, *, retryable: bool = True) -> None:
@@ -535,23 +672,47 @@ class _Step:
 
     # -- Parallel and Map -----------------------------------------------------------------
     def start_branches(self, scope: str, frame: st.Frame, spec: model.Parallel | model.Map) -> None:
+        """Start the branches (or items) that have no result yet; redrive relies on that."""
         if isinstance(spec, model.Parallel):
             data = dataflow.effective_input(spec, frame.input, self.context(frame))
             for index, branch in enumerate(spec.branches):
-                self.emit(events.BRANCH_STARTED, scope, spec.name, index=index)
-                self.goto(st.child_scope(scope, spec.name, index), branch.start_at, data)
+                if str(index) not in frame.results:
+                    self.emit(events.BRANCH_STARTED, scope, spec.name, index=index)
+                    self.goto(st.child_scope(scope, spec.name, index), branch.start_at, data)
+            self.complete_if_done(scope)
             return
         items = self.map_items(scope, frame, spec)
-        if not items:
-            self.complete_state(scope, [])
-            return
         # Every item's input is made now, so a bad item fails the Map as it is entered: an
         # item started later (MaxConcurrency) is made again from the same values, and cannot
         # fail once a branch has ended and nothing is there to take the error.
-        inputs = [self.item_input(frame, spec, index, items) for index in range(len(items))]
+        for index in range(len(items)):
+            self.item_input(frame, spec, index, items)
+        self.fill_map(scope, spec, items)
+        self.complete_if_done(scope)
+
+    def fill_map(self, scope: str, spec: model.Map, items: list[JSON]) -> None:
+        """Start items, lowest index first, until MaxConcurrency of them are running."""
+        frame = self.state.frames[scope]
         limit = spec.max_concurrency or len(items)
-        for index in range(min(limit, len(items))):
-            self.start_item(scope, spec, index, inputs[index])
+        running = sum(1 for i in frame.started if str(i) not in frame.results)
+        begun = set(frame.started)
+        for index in range(len(items)):
+            if running >= limit:
+                return
+            if index not in begun:
+                self.start_item(scope, spec, index, self.item_input(frame, spec, index, items))
+                running += 1
+
+    def complete_if_done(self, scope: str) -> None:
+        """A Parallel or Map whose every branch has its result completes with the list."""
+        frame, spec = self.spec(scope)
+        if isinstance(spec, model.Map):
+            total = len(self.map_items(scope, frame, spec))
+        else:
+            assert isinstance(spec, model.Parallel)
+            total = len(spec.branches)
+        if len(frame.results) == total:
+            self.complete_state(scope, [frame.results[str(i)] for i in range(total)])
 
     def map_items(self, scope: str, frame: st.Frame, spec: model.Map) -> list[JSON]:
         ctx = self.context(frame)

@@ -37,12 +37,19 @@ EXECUTION_SUCCEEDED = "ExecutionSucceeded"  # output
 EXECUTION_FAILED = "ExecutionFailed"  # error, cause
 EXECUTION_TIMED_OUT = "ExecutionTimedOut"  # error, cause
 EXECUTION_CANCELLED = "ExecutionCancelled"  # reason
+CONTINUED_AS_NEW = "ContinuedAsNew"  # input, version (same | latest): the next run's
+CHILD_STARTED = "ChildStarted"  # child_id, workflow, version (None: the newest), input
+CHILD_CLOSED = "ChildClosed"  # child_id, status, output, error, cause
+CALLBACK_AWAITED = "CallbackAwaited"  # task_id (the token an outside system completes)
+CALLBACK_HEARTBEAT = "CallbackHeartbeat"  # task_id
+EXECUTION_REDRIVEN = "ExecutionRedriven"  # state: where the run resumes
 
 CLOSING = {
     EXECUTION_SUCCEEDED: "SUCCEEDED",
     EXECUTION_FAILED: "FAILED",
     EXECUTION_TIMED_OUT: "TIMED_OUT",
     EXECUTION_CANCELLED: "CANCELLED",
+    CONTINUED_AS_NEW: "CONTINUED",
 }
 """The events that close an execution, and the status each leaves it in."""
 
@@ -57,9 +64,12 @@ class Event:
     scope: str = ""
     state: str | None = None
     details: dict[str, JSON] = field(default_factory=dict)
+    run: int = 1
+    """Which run of the execution (ContinueAsNew starts the next one, numbering from 1)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "run": self.run,
             "seq": self.seq,
             "type": self.type,
             "time": self.time,
@@ -95,10 +105,11 @@ class BeginTask:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CompleteTask:
-    """A task's activity returned ``result``."""
+    """A task's activity returned ``result``, or (``token``) its callback token was completed."""
 
     task_id: str
     result: JSON
+    token: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,6 +153,39 @@ class Cancel:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat:
+    """An outside system says a callback task is still being worked on."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseChild:
+    """A child execution closed."""
+
+    child_id: str
+    status: str
+    output: JSON = None
+    error: str | None = None
+    cause: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Redrive:
+    """Resume a failed or timed-out run from the state where it stopped."""
+
+
 Command: TypeAlias = (
-    Start | BeginTask | CompleteTask | FailTask | TimeOutTask | FireTimer | Signal | Cancel
+    Start
+    | BeginTask
+    | CompleteTask
+    | FailTask
+    | TimeOutTask
+    | FireTimer
+    | Signal
+    | Cancel
+    | Heartbeat
+    | CloseChild
+    | Redrive
 )

@@ -30,7 +30,8 @@ class Frame:
     task: str | None = None
     timer: str | None = None
     results: Mapping[str, JSON] = field(default_factory=dict)
-    started: int = 0
+    started: tuple[int, ...] = ()
+    """Parallel branches or Map items started (by index); those without a result still run."""
 
     @property
     def retry_count(self) -> int:
@@ -53,6 +54,21 @@ class Task:
     heartbeat: int | None = None
     compensates: int | None = None
     worker: str | None = None
+    callback: bool = False
+    awaiting: bool = False
+    """A callback task whose activity has run: it now waits for ``cairn complete``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Child:
+    """A child execution a Task started and waits for."""
+
+    id: str
+    scope: str
+    state: str
+    workflow: str
+    version: int | None
+    input: JSON
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,6 +125,11 @@ class Execution:
     signals: tuple[PendingSignal, ...] = ()
     completions: tuple[Completion, ...] = ()
     entries: Mapping[str, int] = field(default_factory=dict)
+    children: Mapping[str, Child] = field(default_factory=dict)
+    resume: Frame | None = None
+    """Where a failed or timed-out run stopped (its top-level frame): where redrive resumes."""
+    continue_version: str | None = None
+    """After ContinueAsNew: which definition the next run uses (``same`` or ``latest``)."""
 
     @property
     def closed(self) -> bool:
@@ -192,6 +213,7 @@ def evolve(state: Execution, event: events.Event) -> Execution:
                 timeout=d.get("timeout"),
                 heartbeat=d.get("heartbeat"),
                 compensates=d.get("compensates"),
+                callback=d.get("callback", False),
             )
             state = _update_frame(state, event.scope, task=task.id)
             return replace(state, seq=event.seq, tasks={**state.tasks, task.id: task})
@@ -215,11 +237,38 @@ def evolve(state: Execution, event: events.Event) -> Execution:
             return state
         case events.TASK_FAILED | events.TASK_TIMED_OUT:
             return _finish_task(state, event)
+        case events.CALLBACK_AWAITED:
+            task = replace(state.tasks[d["task_id"]], awaiting=True, worker=None)
+            return replace(state, seq=event.seq, tasks={**state.tasks, task.id: task})
+        case events.CHILD_STARTED:
+            child = Child(
+                id=d["child_id"],
+                scope=event.scope,
+                state=_name(event),
+                workflow=d["workflow"],
+                version=d["version"],
+                input=d["input"],
+            )
+            return replace(state, seq=event.seq, children={**state.children, child.id: child})
+        case events.CHILD_CLOSED:
+            return replace(state, seq=event.seq, children=_without(state.children, [d["child_id"]]))
+        case events.EXECUTION_REDRIVEN:
+            assert state.resume is not None, "redrive of a run that did not stop"
+            return replace(
+                state,
+                seq=event.seq,
+                status="RUNNING",
+                error=None,
+                cause=None,
+                closed_at=None,
+                frames={"": _resumed(state.resume)},
+                resume=None,
+            )
         case events.RETRY_SCHEDULED:
             frame = state.frames[event.scope]
             key = str(d["retrier"])
             retries = {**frame.retries, key: frame.retries.get(key, 0) + 1}
-            state = _update_frame(state, event.scope, retries=retries, results={}, started=0)
+            state = _update_frame(state, event.scope, retries=retries, results={}, started=())
             return replace(state, seq=event.seq)
         case events.TIMER_STARTED:
             timer = Timer(
@@ -229,7 +278,7 @@ def evolve(state: Execution, event: events.Event) -> Execution:
                 due=d["due"],
                 purpose=d["purpose"],
             )
-            if event.scope in state.frames and d["purpose"] != "execution":
+            if event.scope in state.frames and d["purpose"] in ("wait", "retry"):
                 state = _update_frame(state, event.scope, timer=timer.id)
             return replace(state, seq=event.seq, timers={**state.timers, timer.id: timer})
         case events.TIMER_FIRED | events.TIMER_CANCELLED:
@@ -245,7 +294,7 @@ def evolve(state: Execution, event: events.Event) -> Execution:
             return replace(state, seq=event.seq, signals=remaining)
         case events.BRANCH_STARTED:
             frame = state.frames[event.scope]
-            state = _update_frame(state, event.scope, started=frame.started + 1)
+            state = _update_frame(state, event.scope, started=(*frame.started, d["index"]))
             return replace(state, seq=event.seq)
         case events.BRANCH_SUCCEEDED:
             frame = state.frames[event.scope]
@@ -255,27 +304,34 @@ def evolve(state: Execution, event: events.Event) -> Execution:
             return replace(
                 _drop_nested(state, branch_prefix(event.scope, _name(event))), seq=event.seq
             )
-        case events.BRANCH_FAILED | events.COMPENSATION_SCHEDULED:
+        case events.BRANCH_FAILED | events.COMPENSATION_SCHEDULED | events.CALLBACK_HEARTBEAT:
             return replace(state, seq=event.seq)
         case (
             events.EXECUTION_SUCCEEDED
             | events.EXECUTION_FAILED
             | events.EXECUTION_TIMED_OUT
             | events.EXECUTION_CANCELLED
+            | events.CONTINUED_AS_NEW
         ):
             return replace(
                 state,
                 seq=event.seq,
                 status=events.CLOSING[event.type],
-                output=d.get("output"),
+                output=d.get("output", d.get("input")),
                 error=d.get("error"),
                 cause=d.get("cause", d.get("reason")),
                 closed_at=event.time,
                 frames={},
                 tasks={},
                 timers={},
+                children={},
+                resume=state.frames.get("") if event.type in _REDRIVABLE else None,
+                continue_version=d.get("version"),
             )
     raise ValueError(f"unknown event type {event.type!r}")
+
+
+_REDRIVABLE = (events.EXECUTION_FAILED, events.EXECUTION_TIMED_OUT)
 
 
 def fold(history: Iterable[events.Event]) -> Execution:
@@ -316,6 +372,12 @@ def _mark_compensated(state: Execution, seq: int) -> Execution:
     return replace(state, completions=completions)
 
 
+def _resumed(frame: Frame) -> Frame:
+    """A stopped frame made ready to go on: no task or timer, unfinished branches not begun."""
+    done = tuple(i for i in frame.started if str(i) in frame.results)
+    return replace(frame, task=None, timer=None, started=done)
+
+
 def _drop_nested(state: Execution, prefix: str) -> Execution:
     """Remove every frame, task and timer inside the branches that share ``prefix``."""
     return replace(
@@ -323,6 +385,7 @@ def _drop_nested(state: Execution, prefix: str) -> Execution:
         frames={k: f for k, f in state.frames.items() if not k.startswith(prefix)},
         tasks={k: t for k, t in state.tasks.items() if not t.scope.startswith(prefix)},
         timers={k: t for k, t in state.timers.items() if not t.scope.startswith(prefix)},
+        children={k: c for k, c in state.children.items() if not c.scope.startswith(prefix)},
     )
 
 
@@ -332,6 +395,7 @@ _NESTED: dict[str, type[Any]] = {
     "frames": Frame,
     "tasks": Task,
     "timers": Timer,
+    "children": Child,
 }
 
 
@@ -340,10 +404,12 @@ def to_json(state: Execution) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(state):
         value = getattr(state, f.name)
-        if f.name in _NESTED:
-            value = {k: _record(v) for k, v in value.items()}
+        if f.name == "resume":
+            value = None if value is None else record(value)
+        elif f.name in _NESTED:
+            value = {k: record(v) for k, v in value.items()}
         elif f.name in ("signals", "completions"):
-            value = [_record(v) for v in value]
+            value = [record(v) for v in value]
         elif f.name == "entries":
             value = dict(value)
         out[f.name] = value
@@ -355,10 +421,17 @@ def from_json(data: Mapping[str, Any]) -> Execution:
     fields: dict[str, Any] = dict(data)
     for name, cls in _NESTED.items():
         fields[name] = {k: cls(**v) for k, v in data[name].items()}
+    fields["frames"] = {k: _frame(v) for k, v in data["frames"].items()}
+    fields["resume"] = None if data["resume"] is None else _frame(data["resume"])
     fields["signals"] = tuple(PendingSignal(**s) for s in data["signals"])
     fields["completions"] = tuple(Completion(**c) for c in data["completions"])
     return Execution(**fields)
 
 
-def _record(value: Any) -> dict[str, Any]:
+def _frame(data: Mapping[str, Any]) -> Frame:
+    return Frame(**{**data, "started": tuple(data["started"])})
+
+
+def record(value: Any) -> dict[str, Any]:
+    """A state record (frame, task, timer...) as plain JSON fields."""
     return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
