@@ -34,12 +34,18 @@ class Context:
     heartbeat_details: JSON = None
     """The details of the last heartbeat of an earlier attempt: where to resume from."""
     _beat: Callable[[JSON], bool] = field(default=lambda details: True, repr=False)
-    lease_lost: bool = False
+    cancelled: bool = False
+    """Set by a heartbeat that found the task gone (cancelled, or taken over): stop early."""
+
+    @property
+    def task_token(self) -> str:
+        """The token that completes a ``Callback: true`` task (``cairn complete TOKEN``)."""
+        return self.task_id
 
     def heartbeat(self, details: JSON = None) -> None:
         """Tell the engine the activity is alive, optionally with progress to resume from."""
         if not self._beat(details):
-            self.lease_lost = True
+            self.cancelled = True
 
 
 def invoke(handler: activities.Handler, params: JSON, ctx: Context) -> events.Command:

@@ -28,6 +28,8 @@ from engine.invoke import PAYLOAD_LIMIT
 DEFAULT_LEASE = 30.0
 """Lease of a task without HeartbeatSeconds; the worker renews it while the activity runs."""
 CONFLICT_RETRIES = 20
+_PARENT_CLOSED = "cairn_parent_closed"
+"""Connection info flag: a child's closing closed its parent in this transaction."""
 
 
 class NotFound(errors.CairnError):
@@ -40,6 +42,12 @@ class InvalidInput(errors.CairnError):
     """The input does not fit the workflow (InputSchema, JSON, size); nothing was started."""
 
     exit_code = 2
+
+
+class UnknownTaskToken(errors.CairnError):
+    """No task waits for this token: unknown, or already completed, timed out or cancelled."""
+
+    exit_code = 1
 
 
 class Conflict(errors.CairnError):
@@ -110,9 +118,16 @@ class Deployed:
 class Service:
     """Cairn's operations on one database: deploy, start, signal, work, inspect."""
 
-    def __init__(self, db: sa.Engine, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        db: sa.Engine,
+        *,
+        clock: Callable[[], float] = time.time,
+        history_limit: int = decider.HISTORY_LIMIT,
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.history_limit = history_limit
         self.work = Notifier()
         """Notified when tasks may have become claimable in this process."""
         self.closed = Notifier()
@@ -180,10 +195,23 @@ class Service:
         decision = decider.decide(
             spec, st.initial_state(), events.Start(execution_id=execution_id, input=input), now
         )
+        first = state = decision.state
         try:
             with self.write() as conn:
-                store.insert_execution(conn, decision.state)
-                self._write(conn, execution_id, decision.state, decision.events, {}, None)
+                store.insert_execution(conn, first)
+                spec, state, pending = self._settle(conn, spec, first, list(decision.events))
+                if state is not first:
+                    store.save(conn, first.seq, state)
+                self._write(conn, execution_id, state, pending, {}, None)
+                fresh = store.Loaded(
+                    id=execution_id,
+                    workflow=spec.name,
+                    version=spec.version,
+                    seq=0,
+                    state=st.initial_state(),
+                    parent=None,
+                )
+                children_work = self._cascade(conn, fresh, state, pending)
         except sa.exc.IntegrityError:
             existing = self._row(execution_id)
             if existing is None:
@@ -194,8 +222,8 @@ class Service:
                     f"({existing.workflow}@{existing.version}) with a different input"
                 ) from None
             return _view(existing)
-        self._announce(decision.state, len(decision.new_tasks))
-        return _view(decision.state)
+        self._announce(state, len(state.tasks) + children_work)
+        return _view(state)
 
     # -- the one way state changes --------------------------------------------------------
     def transition(
@@ -214,9 +242,13 @@ class Service:
                     return state, claims
                 with self.write() as own:
                     result = self._transition(own, execution_id, commands, offer)
-                self._announce(*result[:2])
+                    parent_closed = own.info.pop(_PARENT_CLOSED, False)
+                self._announce(result[0], result[1], parent_closed)
                 return result[0], result[2]
-            except (store.ConcurrencyConflict, sa.exc.IntegrityError):
+            except sa.exc.DBAPIError as exc:
+                if conn is not None or attempt == CONFLICT_RETRIES - 1 or not _lost_race(exc):
+                    raise
+            except store.ConcurrencyConflict:
                 if conn is not None or attempt == CONFLICT_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
@@ -248,9 +280,10 @@ class Service:
                 state = decision.state
                 new_events.extend(decision.events)
         for command in commands:
-            decision = decider.decide(spec, state, command, now)
+            decision = decider.decide(spec, state, command, now, history_limit=self.history_limit)
             state = decision.state
             new_events.extend(decision.events)
+        spec, state, new_events = self._settle(conn, spec, state, new_events)
         claims: dict[str, float] = {}
         if offer is not None:
             for task in _takeable(loaded.state, state, offer):
@@ -273,7 +306,101 @@ class Service:
                 gone=gone,
             )
         new_work = sum(1 for k in state.tasks if k not in loaded.state.tasks and k not in claims)
+        new_work += self._cascade(conn, loaded, state, new_events)
         return state, new_work, [_claim(execution_id, state.tasks[t], now) for t in claims]
+
+    def _settle(
+        self,
+        conn: sa.Connection,
+        spec: model.Definition,
+        state: st.Execution,
+        new_events: list[events.Event],
+    ) -> tuple[model.Definition, st.Execution, list[events.Event]]:
+        """Follow ContinueAsNew: record each ended run's events, begin the next run.
+
+        Returns the definition, state and unrecorded events of the run that goes on.
+        """
+        while state.status == "CONTINUED":
+            store.append(conn, state.id, state.run, new_events)
+            spec, state, new_events = self._next_run(spec, state, self.clock())
+        return spec, state, new_events
+
+    def _next_run(
+        self, spec: model.Definition, ended: st.Execution, now: float
+    ) -> tuple[model.Definition, st.Execution, list[events.Event]]:
+        """ContinueAsNew: the next run of the same execution, with a fresh history.
+
+        Its input is the ended run's output; signals nobody consumed are carried over.
+        """
+        version = spec.version if ended.continue_version == "same" else None
+        spec = self.definition(spec.name, version)
+        start = events.Start(execution_id=ended.id, input=ended.output, run=ended.run + 1)
+        decision = decider.decide(spec, st.initial_state(), start, now)
+        state, new_events = decision.state, list(decision.events)
+        for signal in ended.signals:
+            carried = events.Signal(name=signal.name, payload=signal.payload)
+            decision = decider.decide(spec, state, carried, now)
+            state = decision.state
+            new_events.extend(decision.events)
+        return spec, state, new_events
+
+    def _cascade(
+        self,
+        conn: sa.Connection,
+        loaded: store.Loaded,
+        state: st.Execution,
+        new_events: Sequence[events.Event],
+    ) -> int:
+        """What a transition means for other executions: children to start or cancel, and
+        the parent to tell; all in the same transaction.  Returns the new tasks it made."""
+        new_work = 0
+        before = loaded.state
+        closed = {e.details["child_id"] for e in new_events if e.type == events.CHILD_CLOSED}
+        for child in state.children.values():
+            if child.id not in before.children:
+                new_work += self._start_child(conn, loaded.id, child)
+        for child_id in before.children:
+            if child_id not in state.children and child_id not in closed:
+                reason = f"its parent {loaded.id} no longer waits for it"
+                new_work += self._transition(conn, child_id, [events.Cancel(reason=reason)], None)[
+                    1
+                ]
+        if loaded.parent is not None and state.closed and not before.closed:
+            new_work += self._tell_parent(conn, loaded.parent, state)
+        return new_work
+
+    def _tell_parent(self, conn: sa.Connection, parent: str, child: st.Execution) -> int:
+        closed = events.CloseChild(
+            child_id=child.id,
+            status=child.status,
+            output=child.output,
+            error=child.error,
+            cause=child.cause,
+        )
+        state, new_work, _ = self._transition(conn, parent, [closed], None)
+        if state.closed:
+            # Waiters in this process are woken after the commit (see _announce).
+            conn.info[_PARENT_CLOSED] = True
+        return new_work
+
+    def _start_child(self, conn: sa.Connection, parent: str, child: st.Child) -> int:
+        now = self.clock()
+        try:
+            spec = self.definition(child.workflow, child.version)
+            _check_input(spec, child.input)
+        except (NotFound, InvalidInput) as exc:
+            refused = events.CloseChild(
+                child_id=child.id, status="FAILED", error="Workflow.StartFailed", cause=str(exc)
+            )
+            return self._transition(conn, parent, [refused], None)[1]
+        start = events.Start(execution_id=child.id, input=child.input)
+        decision = decider.decide(spec, st.initial_state(), start, now)
+        store.insert_execution(conn, decision.state, parent=parent)
+        self._write(conn, child.id, decision.state, decision.events, {}, None)
+        new_work = len(decision.new_tasks)
+        if decision.state.closed:
+            new_work += self._tell_parent(conn, parent, decision.state)
+        return new_work
 
     def _write(
         self,
@@ -372,9 +499,13 @@ class Service:
                     state, new_work, claims = self._transition(
                         conn, claim.execution_id, [outcome], offer, started=(claim, worker)
                     )
-                self._announce(state, new_work)
+                    parent_closed = conn.info.pop(_PARENT_CLOSED, False)
+                self._announce(state, new_work, parent_closed)
                 return claims
-            except (store.ConcurrencyConflict, sa.exc.IntegrityError):
+            except sa.exc.DBAPIError as exc:
+                if attempt == CONFLICT_RETRIES - 1 or not _lost_race(exc):
+                    raise
+            except store.ConcurrencyConflict:
                 if attempt == CONFLICT_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
@@ -470,6 +601,57 @@ class Service:
         self._require_running(execution_id)
         self.transition(execution_id, [events.Cancel(reason=reason)])
 
+    def complete(
+        self,
+        token: str,
+        output: JSON = None,
+        *,
+        error: str | None = None,
+        cause: str = "",
+    ) -> None:
+        """Complete a callback task by its token: with ``output``, or failed with ``error``."""
+        command: events.Command
+        if error is None:
+            command = events.CompleteTask(task_id=token, result=output, token=True)
+        else:
+            command = events.FailTask(task_id=token, error=error, cause=cause)
+        self._by_token(token, command)
+
+    def heartbeat(self, token: str) -> None:
+        """Tell a callback task's HeartbeatSeconds that the outside work goes on."""
+        self._by_token(token, events.Heartbeat(task_id=token))
+
+    def _by_token(self, token: str, command: events.Command) -> None:
+        execution_id = token.rsplit(":", 2)[0]
+        row = self._row(execution_id) if token.count(":") >= 2 else None
+        if row is None:
+            raise UnknownTaskToken(f"unknown task token {token!r}")
+        before = st.from_json(row.snapshot)
+        if token not in before.tasks:
+            raise UnknownTaskToken(
+                f"task token {token!r} is not waiting: it was completed, timed out or cancelled"
+            )
+        self.transition(execution_id, [command])
+
+    def redrive(self, execution_id: str) -> dict[str, Any]:
+        """Resume a failed or timed-out execution where it stopped; completed steps stay done."""
+        row = self._row(execution_id)
+        if row is None:
+            raise NotFound(f"no execution {execution_id!r}")
+        if row.status not in ("FAILED", "TIMED_OUT"):
+            raise Conflict(
+                f"execution {execution_id!r} is {row.status}; only FAILED or "
+                "TIMED_OUT executions can be redriven"
+            )
+        state, _ = self.transition(execution_id, [events.Redrive()])
+        if state.status in ("FAILED", "TIMED_OUT") and state.seq == row.seq:
+            stopped = st.from_json(row.snapshot).resume
+            where = f"at its Fail state {stopped.state!r}" if stopped else "before any state"
+            raise Conflict(
+                f"execution {execution_id!r} stopped {where}; redriving would only fail again"
+            )
+        return self.describe(execution_id)
+
     def _require_running(self, execution_id: str) -> None:
         row = self._row(execution_id)
         if row is None:
@@ -489,11 +671,11 @@ class Service:
         with self._writer, self.db.begin() as conn:
             yield conn
 
-    def _announce(self, state: st.Execution, new_work: int) -> None:
+    def _announce(self, state: st.Execution, new_work: int, parent_closed: bool = False) -> None:
         """Wake in-process workers (one per new task) and waiters (a closed execution)."""
         if new_work:
             self.work.notify(new_work)
-        if state.closed:
+        if state.closed or parent_closed:
             self.closed.notify()
 
     def read(self) -> sa.Connection:
@@ -638,6 +820,14 @@ class Service:
             if deadline is not None and time.monotonic() >= deadline:
                 return view
             seen = self.closed.wait(seen, 0.5)
+
+
+def _lost_race(exc: sa.exc.DBAPIError) -> bool:
+    """Whether another writer got there first (decide again) rather than something broke."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    # PostgreSQL: deadlock detected, serialization failure (a parent and child locked apart).
+    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
 
 
 def lease_for(heartbeat: int | None, timeout: int | None) -> float:

@@ -33,6 +33,7 @@ class Loaded:
     version: int
     seq: int
     state: st.Execution
+    parent: str | None
 
 
 class _Sql:
@@ -49,15 +50,17 @@ class _Sql:
         p = "%s" if self.postgres else "?"
         j = "%s::jsonb" if self.postgres else "?"
         lock = " FOR UPDATE" if self.postgres else ""
-        self.load = f"SELECT workflow, version, seq, snapshot FROM executions WHERE id = {p}{lock}"
+        self.load = (
+            f"SELECT workflow, version, seq, snapshot, parent FROM executions WHERE id = {p}{lock}"
+        )
         self.insert_execution = (
             "INSERT INTO executions (id, run, workflow, version, status, input, output, error, "
             "cause, parent, seq, snapshot, started_at, closed_at) "
             f"VALUES ({p}, {p}, {p}, {p}, {p}, {j}, {j}, {p}, {p}, {p}, {p}, {j}, {p}, {p})"
         )
         self.save = (
-            f"UPDATE executions SET seq = {p}, run = {p}, status = {p}, output = {j}, "
-            f"error = {p}, cause = {p}, snapshot = {j}, closed_at = {p} "
+            f"UPDATE executions SET seq = {p}, run = {p}, version = {p}, status = {p}, "
+            f"output = {j}, error = {p}, cause = {p}, snapshot = {j}, closed_at = {p} "
             f"WHERE id = {p} AND seq = {p}"
         )
         self.append = (
@@ -156,6 +159,7 @@ def load(conn: sa.Connection, execution_id: str) -> Loaded | None:
         version=row[1],
         seq=row[2],
         state=st.from_json(snapshot),
+        parent=row[4],
     )
 
 
@@ -192,6 +196,7 @@ def save(conn: sa.Connection, old_seq: int, state: st.Execution) -> None:
         (
             state.seq,
             state.run,
+            state.version,
             state.status,
             _json(state.output),
             state.error,
@@ -227,7 +232,13 @@ def history(conn: sa.Connection, execution_id: str, run: int | None = None) -> l
     rows = conn.execute(query.order_by(ev.c.run, ev.c.seq))
     return [
         events.Event(
-            seq=r.seq, type=r.type, time=r.time, scope=r.scope, state=r.state, details=r.details
+            seq=r.seq,
+            type=r.type,
+            time=r.time,
+            scope=r.scope,
+            state=r.state,
+            details=r.details,
+            run=r.run,
         )
         for r in rows
     ]
