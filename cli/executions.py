@@ -229,12 +229,13 @@ def describe(ctx: click.Context, execution_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of events.")
 @click.pass_context
 def history(ctx: click.Context, execution_id: str, as_json: bool) -> None:
-    """The event history of an execution, oldest first."""
+    """The event history of an execution, oldest first (every run, after ContinueAsNew)."""
     found = common.open_service(ctx).history(execution_id)
     if as_json:
         common.print_json(
             [
                 {
+                    "run": e.run,
                     "seq": e.seq,
                     "type": e.type,
                     "timestamp": decider.iso(e.time),
@@ -246,9 +247,11 @@ def history(ctx: click.Context, execution_id: str, as_json: bool) -> None:
             ]
         )
         return
+    runs = len({e.run for e in found}) > 1
     common.table(
         [
             (
+                *((e.run,) if runs else ()),
                 e.seq,
                 decider.iso(e.time),
                 e.type,
@@ -257,7 +260,7 @@ def history(ctx: click.Context, execution_id: str, as_json: bool) -> None:
             )
             for e in found
         ],
-        ["SEQ", "TIME", "TYPE", "STATE", "DETAILS"],
+        [*(["RUN"] if runs else []), "SEQ", "TIME", "TYPE", "STATE", "DETAILS"],
     )
 
 
@@ -335,4 +338,69 @@ def cancel(ctx: click.Context, execution_id: str, reason: str) -> None:
     click.echo(f"cancelled {execution_id}")
 
 
-COMMANDS = [start, run, list_executions, describe, history, replay, signal, query, cancel]
+@click.command()
+@click.argument("token")
+@click.option("--output", "output_text", metavar="JSON", help="The task's result. " + INPUT_HELP)
+@click.option("--error", metavar="NAME", help="Fail the task with this error name instead.")
+@click.option("--cause", default="", help="With --error: what went wrong.")
+@click.pass_context
+def complete(
+    ctx: click.Context, token: str, output_text: str | None, error: str | None, cause: str
+) -> None:
+    """Complete a callback task (Callback: true) by the token its activity was handed.
+
+    A token completes at most once; the task's TimeoutSeconds and HeartbeatSeconds run
+    until it does.
+
+    \b
+    Examples:
+      cairn complete "$TOKEN" --output '{"approved": true}'
+      cairn complete "$TOKEN" --error Rejected --cause "the manager said no"
+    """
+    if (output_text is None) == (error is None):
+        raise common.UsageError("give exactly one of --output JSON or --error NAME")
+    output = None if output_text is None else common.read_json(output_text, "--output")
+    common.open_service(ctx).complete(token, output, error=error, cause=cause)
+    click.echo("failed" if error else "completed")
+
+
+@click.command()
+@click.argument("token")
+@click.pass_context
+def heartbeat(ctx: click.Context, token: str) -> None:
+    """Tell a waiting callback task that the outside work goes on (its HeartbeatSeconds)."""
+    common.open_service(ctx).heartbeat(token)
+    click.echo("recorded")
+
+
+@click.command()
+@click.argument("execution_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def redrive(ctx: click.Context, execution_id: str, as_json: bool) -> None:
+    """Resume a FAILED or TIMED_OUT execution from the state where it stopped.
+
+    The history is kept and nothing that completed runs again: a Task is tried anew, a
+    Parallel or Map runs only the branches or items that had not finished. Workers pick it up.
+    """
+    view = common.open_service(ctx).redrive(execution_id)
+    if as_json:
+        common.print_json(view)
+    else:
+        click.echo(f"{view['id']}  {view['workflow']}@{view['version']}  {view['status']}")
+
+
+COMMANDS = [
+    start,
+    run,
+    list_executions,
+    describe,
+    history,
+    replay,
+    signal,
+    query,
+    cancel,
+    complete,
+    heartbeat,
+    redrive,
+]
