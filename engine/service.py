@@ -28,6 +28,10 @@ from engine.invoke import PAYLOAD_LIMIT
 DEFAULT_LEASE = 30.0
 """Lease of a task without HeartbeatSeconds; the worker renews it while the activity runs."""
 CONFLICT_RETRIES = 20
+_HANDOFFS = "cairn_handoffs"
+"""Connection info: (parked slot, claim) pairs to deliver once the transaction commits."""
+_UNLEASED = "cairn_unleased"
+"""Connection info flag: the transaction queued tasks that nobody holds yet."""
 _PARENT_CLOSED = "cairn_parent_closed"
 """Connection info flag: a child's closing closed its parent in this transaction."""
 
@@ -86,25 +90,41 @@ class Offer:
 
 @dataclass(slots=True)
 class Notifier:
-    """Wakes in-process workers and waiters at once; other processes poll the database."""
+    """Wakes waiters of this process at once; other processes find out by reading."""
 
     condition: threading.Condition = field(default_factory=threading.Condition)
     generation: int = 0
 
-    def notify(self, waiters: int | None = None) -> None:
-        """Wake ``waiters`` threads (all when None): one per new task, not a stampede."""
+    def notify(self) -> None:
         with self.condition:
             self.generation += 1
-            if waiters is None:
-                self.condition.notify_all()
-            else:
-                self.condition.notify(waiters)
+            self.condition.notify_all()
 
     def wait(self, seen: int, timeout: float) -> int:
         with self.condition:
             if self.generation == seen:
                 self.condition.wait(timeout)
             return self.generation
+
+
+class Parked:
+    """An idle worker slot of this process, waiting to be handed a task directly.
+
+    A transaction that creates a task this slot can run leases it to the slot on the spot
+    and hands it over after the commit: no polling delay, no claim transaction.
+    """
+
+    def __init__(self, offer: Offer) -> None:
+        self.offer = offer
+        self.claim: Claim | None = None
+        self._done = threading.Event()
+
+    def deliver(self, claim: Claim | None) -> None:
+        self.claim = claim
+        self._done.set()
+
+    def wait(self, timeout: float | None) -> bool:
+        return self._done.wait(timeout)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,11 +148,12 @@ class Service:
         self.db = db
         self.clock = clock
         self.history_limit = history_limit
-        self.work = Notifier()
-        """Notified when tasks may have become claimable in this process."""
         self.closed = Notifier()
         """Notified when an execution closed in this process."""
         self._definitions: dict[tuple[str, int], model.Definition] = {}
+        self._parked: list[Parked] = []
+        self._parked_lock = threading.Lock()
+        self._work_generation = 0
         self._writer: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if db.dialect.name == "sqlite" else contextlib.nullcontext()
         )
@@ -195,14 +216,13 @@ class Service:
         decision = decider.decide(
             spec, st.initial_state(), events.Start(execution_id=execution_id, input=input), now
         )
-        first = state = decision.state
         try:
             with self.write() as conn:
-                store.insert_execution(conn, first)
-                spec, state, pending = self._settle(conn, spec, first, list(decision.events))
-                if state is not first:
-                    store.save(conn, first.seq, state)
-                self._write(conn, execution_id, state, pending, {}, None)
+                spec, state, pending = self._settle(conn, spec, decision.state, [*decision.events])
+                leases: dict[str, tuple[str, float]] = {}
+                state = self._hand_off(conn, spec, st.initial_state(), state, now, leases, pending)
+                store.insert_execution(conn, state)
+                self._write(conn, execution_id, state, pending, leases)
                 fresh = store.Loaded(
                     id=execution_id,
                     workflow=spec.name,
@@ -211,7 +231,7 @@ class Service:
                     state=st.initial_state(),
                     parent=None,
                 )
-                children_work = self._cascade(conn, fresh, state, pending)
+                self._cascade(conn, fresh, state, pending)
         except sa.exc.IntegrityError:
             existing = self._row(execution_id)
             if existing is None:
@@ -222,7 +242,7 @@ class Service:
                     f"({existing.workflow}@{existing.version}) with a different input"
                 ) from None
             return _view(existing)
-        self._announce(state, len(state.tasks) + children_work)
+        self._announce(state)
         return _view(state)
 
     # -- the one way state changes --------------------------------------------------------
@@ -238,13 +258,12 @@ class Service:
         for attempt in range(CONFLICT_RETRIES):
             try:
                 if conn is not None:
-                    state, _, claims = self._transition(conn, execution_id, commands, offer)
-                    return state, claims
+                    return self._transition(conn, execution_id, commands, offer)
                 with self.write() as own:
                     result = self._transition(own, execution_id, commands, offer)
                     parent_closed = own.info.pop(_PARENT_CLOSED, False)
-                self._announce(result[0], result[1], parent_closed)
-                return result[0], result[2]
+                self._announce(result[0], parent_closed)
+                return result
             except sa.exc.DBAPIError as exc:
                 if conn is not None or attempt == CONFLICT_RETRIES - 1 or not _lost_race(exc):
                     raise
@@ -260,7 +279,7 @@ class Service:
         commands: Sequence[events.Command],
         offer: Offer | None,
         started: tuple[Claim, str] | None = None,
-    ) -> tuple[st.Execution, int, list[Claim]]:
+    ) -> tuple[st.Execution, list[Claim]]:
         loaded = store.load(conn, execution_id)
         if loaded is None:
             raise NotFound(f"no execution {execution_id!r}")
@@ -284,15 +303,13 @@ class Service:
             state = decision.state
             new_events.extend(decision.events)
         spec, state, new_events = self._settle(conn, spec, state, new_events)
-        claims: dict[str, float] = {}
+        leases: dict[str, tuple[str, float]] = {}
+        mine: list[str] = []
         if offer is not None:
             for task in _takeable(loaded.state, state, offer):
-                decision = decider.decide(
-                    spec, state, events.BeginTask(task_id=task.id, worker=offer.worker), now
-                )
-                state = decision.state
-                new_events.extend(decision.events)
-                claims[task.id] = now + lease_for(task.heartbeat, task.timeout)
+                state = self._lease(spec, state, task, offer.worker, now, leases, new_events)
+                mine.append(task.id)
+        state = self._hand_off(conn, spec, loaded.state, state, now, leases, new_events)
         if new_events:
             store.save(conn, loaded.seq, state)
             self._write(
@@ -300,14 +317,53 @@ class Service:
                 execution_id,
                 state,
                 new_events,
-                claims,
-                offer.worker if offer else None,
+                leases,
                 before=loaded.state,
                 gone=gone,
             )
-        new_work = sum(1 for k in state.tasks if k not in loaded.state.tasks and k not in claims)
-        new_work += self._cascade(conn, loaded, state, new_events)
-        return state, new_work, [_claim(execution_id, state.tasks[t], now) for t in claims]
+        self._cascade(conn, loaded, state, new_events)
+        return state, [_claim(execution_id, state.tasks[t], now) for t in mine]
+
+    def _lease(
+        self,
+        spec: model.Definition,
+        state: st.Execution,
+        task: st.Task,
+        worker: str,
+        now: float,
+        leases: dict[str, tuple[str, float]],
+        new_events: list[events.Event],
+    ) -> st.Execution:
+        """Lease a new task to ``worker`` in this transaction, recording that it started."""
+        decision = decider.decide(
+            spec, state, events.BeginTask(task_id=task.id, worker=worker), now
+        )
+        new_events.extend(decision.events)
+        leases[task.id] = (worker, now + lease_for(task.heartbeat, task.timeout))
+        return decision.state
+
+    def _hand_off(
+        self,
+        conn: sa.Connection,
+        spec: model.Definition,
+        before: st.Execution,
+        state: st.Execution,
+        now: float,
+        leases: dict[str, tuple[str, float]],
+        new_events: list[events.Event],
+    ) -> st.Execution:
+        """Lease new tasks to idle slots of this process; they get them after the commit."""
+        if not self._parked:
+            return state
+        for task in [t for k, t in state.tasks.items() if k not in before.tasks]:
+            if task.id in leases or task.awaiting:
+                continue
+            slot = self._take_parked(task)
+            if slot is None:
+                continue
+            state = self._lease(spec, state, task, slot.offer.worker, now, leases, new_events)
+            conn.info[_HANDOFFS].append((slot, _claim(state.id, state.tasks[task.id], now)))
+        return state
 
     def _settle(
         self,
@@ -350,26 +406,22 @@ class Service:
         loaded: store.Loaded,
         state: st.Execution,
         new_events: Sequence[events.Event],
-    ) -> int:
+    ) -> None:
         """What a transition means for other executions: children to start or cancel, and
-        the parent to tell; all in the same transaction.  Returns the new tasks it made."""
-        new_work = 0
+        the parent to tell; all in the same transaction."""
         before = loaded.state
         closed = {e.details["child_id"] for e in new_events if e.type == events.CHILD_CLOSED}
         for child in state.children.values():
             if child.id not in before.children:
-                new_work += self._start_child(conn, loaded.id, child)
+                self._start_child(conn, loaded.id, child)
         for child_id in before.children:
             if child_id not in state.children and child_id not in closed:
                 reason = f"its parent {loaded.id} no longer waits for it"
-                new_work += self._transition(conn, child_id, [events.Cancel(reason=reason)], None)[
-                    1
-                ]
+                self._transition(conn, child_id, [events.Cancel(reason=reason)], None)
         if loaded.parent is not None and state.closed and not before.closed:
-            new_work += self._tell_parent(conn, loaded.parent, state)
-        return new_work
+            self._tell_parent(conn, loaded.parent, state)
 
-    def _tell_parent(self, conn: sa.Connection, parent: str, child: st.Execution) -> int:
+    def _tell_parent(self, conn: sa.Connection, parent: str, child: st.Execution) -> None:
         closed = events.CloseChild(
             child_id=child.id,
             status=child.status,
@@ -377,13 +429,12 @@ class Service:
             error=child.error,
             cause=child.cause,
         )
-        state, new_work, _ = self._transition(conn, parent, [closed], None)
+        state, _ = self._transition(conn, parent, [closed], None)
         if state.closed:
             # Waiters in this process are woken after the commit (see _announce).
             conn.info[_PARENT_CLOSED] = True
-        return new_work
 
-    def _start_child(self, conn: sa.Connection, parent: str, child: st.Child) -> int:
+    def _start_child(self, conn: sa.Connection, parent: str, child: st.Child) -> None:
         now = self.clock()
         try:
             spec = self.definition(child.workflow, child.version)
@@ -392,15 +443,17 @@ class Service:
             refused = events.CloseChild(
                 child_id=child.id, status="FAILED", error="Workflow.StartFailed", cause=str(exc)
             )
-            return self._transition(conn, parent, [refused], None)[1]
+            self._transition(conn, parent, [refused], None)
+            return
         start = events.Start(execution_id=child.id, input=child.input)
         decision = decider.decide(spec, st.initial_state(), start, now)
-        store.insert_execution(conn, decision.state, parent=parent)
-        self._write(conn, child.id, decision.state, decision.events, {}, None)
-        new_work = len(decision.new_tasks)
-        if decision.state.closed:
-            new_work += self._tell_parent(conn, parent, decision.state)
-        return new_work
+        spec, state, pending = self._settle(conn, spec, decision.state, [*decision.events])
+        leases: dict[str, tuple[str, float]] = {}
+        state = self._hand_off(conn, spec, st.initial_state(), state, now, leases, pending)
+        store.insert_execution(conn, state, parent=parent)
+        self._write(conn, child.id, state, pending, leases)
+        if state.closed:
+            self._tell_parent(conn, parent, state)
 
     def _write(
         self,
@@ -408,8 +461,7 @@ class Service:
         execution_id: str,
         state: st.Execution,
         new_events: Sequence[events.Event],
-        claims: dict[str, float],
-        owner: str | None,
+        leases: dict[str, tuple[str, float]],
         before: st.Execution | None = None,
         gone: str | None = None,
     ) -> None:
@@ -418,14 +470,10 @@ class Service:
         store.append(conn, execution_id, state.run, new_events)
         now = self.clock()
         store.delete_tasks(conn, [k for k in old.tasks if k not in state.tasks and k != gone])
-        store.insert_tasks(
-            conn,
-            execution_id,
-            [t for k, t in state.tasks.items() if k not in old.tasks],
-            now,
-            claims,
-            owner,
-        )
+        new = [t for k, t in state.tasks.items() if k not in old.tasks]
+        store.insert_tasks(conn, execution_id, new, now, leases)
+        if any(t.id not in leases for t in new):
+            conn.info[_UNLEASED] = True
         store.delete_timers(conn, [k for k in old.timers if k not in state.timers])
         store.insert_timers(
             conn, execution_id, [t for k, t in state.timers.items() if k not in old.timers]
@@ -496,11 +544,11 @@ class Service:
                     store.lock(conn, claim.execution_id)
                     if not store.take_owned(conn, claim.task_id, worker):
                         return None
-                    state, new_work, claims = self._transition(
+                    state, claims = self._transition(
                         conn, claim.execution_id, [outcome], offer, started=(claim, worker)
                     )
                     parent_closed = conn.info.pop(_PARENT_CLOSED, False)
-                self._announce(state, new_work, parent_closed)
+                self._announce(state, parent_closed)
                 return claims
             except sa.exc.DBAPIError as exc:
                 if attempt == CONFLICT_RETRIES - 1 or not _lost_race(exc):
@@ -547,7 +595,6 @@ class Service:
                 self.transition(row.execution_id, [events.FireTimer(timer_id=row.id)], conn=conn)
             fired += 1
         if fired:
-            self.work.notify()
             self.closed.notify()
         return fired
 
@@ -588,7 +635,6 @@ class Service:
                     conn=conn,
                 )
         if expired:
-            self.work.notify()
             self.closed.notify()
         return len(expired)
 
@@ -668,13 +714,76 @@ class Service:
         of in SQLite's busy handler, which sleeps with growing back-off (up to 100 ms a try)
         and serves waiters in no order; other processes still meet the busy timeout.
         """
-        with self._writer, self.db.begin() as conn:
-            yield conn
+        with self._writer:
+            handoffs: list[tuple[Parked, Claim]] = []
+            try:
+                with self.db.begin() as conn:
+                    conn.info[_HANDOFFS] = handoffs
+                    try:
+                        yield conn
+                    finally:
+                        conn.info.pop(_HANDOFFS, None)
+                        unleased = conn.info.pop(_UNLEASED, False)
+            except BaseException:
+                for slot, _ in handoffs:
+                    slot.deliver(None)
+                raise
+        for slot, claim in handoffs:
+            slot.deliver(claim)
+        if unleased:
+            self._wake_one()
 
-    def _announce(self, state: st.Execution, new_work: int, parent_closed: bool = False) -> None:
-        """Wake in-process workers (one per new task) and waiters (a closed execution)."""
-        if new_work:
-            self.work.notify(new_work)
+    @property
+    def work_seen(self) -> int:
+        """A mark to hand to ``park``: work announced after it is not slept through."""
+        return self._work_generation
+
+    def _wake_one(self) -> None:
+        """Tasks were queued that no idle slot took: have one idle slot look."""
+        with self._parked_lock:
+            self._work_generation += 1
+            slot = self._parked.pop(0) if self._parked else None
+        if slot is not None:
+            slot.deliver(None)
+
+    def park(self, offer: Offer, timeout: float, seen: int) -> Claim | None:
+        """Wait, idle, to be handed a task created in this process.
+
+        Returns None after ``timeout``, or at once if work was queued since ``seen``
+        (``work_seen`` taken before the caller last looked for work).
+        """
+        slot = Parked(offer)
+        with self._parked_lock:
+            if self._work_generation != seen:
+                return None
+            self._parked.append(slot)
+        if not slot.wait(timeout):
+            with self._parked_lock:
+                if slot in self._parked:
+                    self._parked.remove(slot)
+                    return None
+            # A transaction took this slot: it delivers a task, or None if it rolled back.
+            slot.wait(None)
+        return slot.claim
+
+    def unpark(self, worker: str) -> None:
+        """A stopping worker's idle slots take nothing more."""
+        with self._parked_lock:
+            leaving = [p for p in self._parked if p.offer.worker == worker]
+            self._parked = [p for p in self._parked if p.offer.worker != worker]
+        for slot in leaving:
+            slot.deliver(None)
+
+    def _take_parked(self, task: st.Task) -> Parked | None:
+        with self._parked_lock:
+            for slot in self._parked:
+                if task.queue in slot.offer.queues and task.activity in slot.offer.activities:
+                    self._parked.remove(slot)
+                    return slot
+        return None
+
+    def _announce(self, state: st.Execution, parent_closed: bool = False) -> None:
+        """Wake waiters of this process when an execution closed."""
         if state.closed or parent_closed:
             self.closed.notify()
 

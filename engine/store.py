@@ -249,9 +249,9 @@ def insert_tasks(
     execution_id: str,
     new: Iterable[st.Task],
     now: float,
-    leases: dict[str, float],
-    owner: str | None,
+    leases: dict[str, tuple[str, float]],
 ) -> None:
+    """Insert new tasks; those in ``leases`` are already leased (owner, expiry)."""
     rows = [
         (
             t.id,
@@ -265,8 +265,8 @@ def insert_tasks(
             t.timeout,
             t.heartbeat,
             now,
-            owner if t.id in leases else None,
-            leases.get(t.id),
+            leases[t.id][0] if t.id in leases else None,
+            leases[t.id][1] if t.id in leases else None,
             now if t.id in leases else None,
         )
         for t in new

@@ -91,7 +91,7 @@ class Worker:
     def stop(self, grace: float | None = None) -> int:
         """Stop claiming, wait for running activities, release the rest; returns how many."""
         self.stopping.set()
-        self.service.work.notify()
+        self.service.unpark(self.id)
         deadline = time.monotonic() + (self.grace if grace is None else grace)
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -111,8 +111,6 @@ class Worker:
                     available_at=self.service.clock(),
                 )
             ).rowcount
-        if released:
-            self.service.work.notify()
         return int(released)
 
     # -- the slot loop --------------------------------------------------------------------
@@ -120,13 +118,14 @@ class Worker:
         claim: service.Claim | None = None
         while not self.stopping.is_set():
             if claim is None:
-                # Note the generation first: work announced after this look wakes us at once.
-                seen = self.service.work.generation
+                seen = self.service.work_seen
                 claim = self._claim_one()
                 if claim is None:
-                    self.service.work.wait(seen, self.poll)
-                    continue
-            claim = self._run(claim)
+                    # Idle: a task created in this process is handed over directly (or wakes
+                    # us to look); one created elsewhere is found ``poll`` seconds later.
+                    claim = self.service.park(self.offer, self.poll, seen)
+            if claim is not None:
+                claim = self._run(claim)
 
     def _claim_one(self) -> service.Claim | None:
         try:
