@@ -72,7 +72,10 @@ def _sqlite(url: sa.URL) -> sa.Engine:
     @event.listens_for(engine, "begin")
     def on_begin(connection: sa.Connection) -> None:
         read_only = connection.get_execution_options().get(READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # Straight to the driver: this runs for every transaction.
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        driver.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -28,6 +28,7 @@ from engine.invoke import PAYLOAD_LIMIT
 DEFAULT_LEASE = 30.0
 """Lease of a task without HeartbeatSeconds; the worker renews it while the activity runs."""
 CONFLICT_RETRIES = 20
+RECENTLY_CLOSED = 1024
 _HANDOFFS = "cairn_handoffs"
 """Connection info: (parked slot, claim) pairs to deliver once the transaction commits."""
 _UNLEASED = "cairn_unleased"
@@ -154,6 +155,8 @@ class Service:
         self._parked: list[Parked] = []
         self._parked_lock = threading.Lock()
         self._work_generation = 0
+        self._recently_closed: dict[str, dict[str, Any]] = {}
+        """Views of executions that closed in this process: ``wait`` needs no read for them."""
         self._writer: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if db.dialect.name == "sqlite" else contextlib.nullcontext()
         )
@@ -184,11 +187,16 @@ class Service:
             )
         return Deployed(name=name, version=version, sha256=document.sha256, created=True)
 
-    def definition(self, name: str, version: int | None = None) -> model.Definition:
+    def definition(
+        self, name: str, version: int | None = None, conn: sa.Connection | None = None
+    ) -> model.Definition:
         """A deployed definition (the newest version when none is given), built once."""
         if version is not None and (name, version) in self._definitions:
             return self._definitions[(name, version)]
-        with self.read() as conn:
+        if conn is None:
+            with self.read() as own:
+                row = store.definition_row(own, name, version)
+        else:
             row = store.definition_row(conn, name, version)
         if row is None:
             which = name if version is None else f"{name}@{version}"
@@ -208,16 +216,16 @@ class Service:
         execution_id: str | None = None,
     ) -> dict[str, Any]:
         """Start an execution; the same id with the same input returns the existing one."""
-        spec = self.definition(workflow, version)
         input = {} if input is None else input
-        _check_input(spec, input)
         execution_id = execution_id or uuid.uuid4().hex
         now = self.clock()
-        decision = decider.decide(
-            spec, st.initial_state(), events.Start(execution_id=execution_id, input=input), now
-        )
         try:
             with self.write() as conn:
+                # Resolved in the transaction: "the newest version" is the newest at commit.
+                spec = self.definition(workflow, version, conn)
+                _check_input(spec, input)
+                start = events.Start(execution_id=execution_id, input=input)
+                decision = decider.decide(spec, st.initial_state(), start, now)
                 spec, state, pending = self._settle(conn, spec, decision.state, [*decision.events])
                 leases: dict[str, tuple[str, float]] = {}
                 state = self._hand_off(conn, spec, st.initial_state(), state, now, leases, pending)
@@ -784,6 +792,10 @@ class Service:
 
     def _announce(self, state: st.Execution, parent_closed: bool = False) -> None:
         """Wake waiters of this process when an execution closed."""
+        if state.closed and state.status != "CONTINUED":
+            self._recently_closed[state.id] = _view(state)
+            if len(self._recently_closed) > RECENTLY_CLOSED:
+                self._recently_closed.pop(next(iter(self._recently_closed)))
         if state.closed or parent_closed:
             self.closed.notify()
 
@@ -796,7 +808,8 @@ class Service:
             return store.execution_row(conn, execution_id)
 
     def describe(self, execution_id: str) -> dict[str, Any]:
-        row = self._row(execution_id)
+        with self.read() as conn:
+            row = store.execution_view_row(conn, execution_id)
         if row is None:
             raise NotFound(f"no execution {execution_id!r}")
         return _view(row)
@@ -923,7 +936,7 @@ class Service:
         deadline = None if timeout is None else time.monotonic() + timeout
         seen = self.closed.generation
         while True:
-            view = self.describe(execution_id)
+            view = self._recently_closed.get(execution_id) or self.describe(execution_id)
             if view["status"] != "RUNNING":
                 return view
             if deadline is not None and time.monotonic() >= deadline:

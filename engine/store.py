@@ -310,6 +310,14 @@ def execution_row(conn: sa.Connection, execution_id: str) -> Any:
     return conn.execute(sa.select(E).where(E.c.id == execution_id)).first()
 
 
+_VIEW = sa.select(*(c for c in E.c if c.name != "snapshot")).where(E.c.id == sa.bindparam("id"))
+
+
+def execution_view_row(conn: sa.Connection, execution_id: str) -> Any:
+    """The execution row without its snapshot (the largest column), for views."""
+    return conn.execute(_VIEW, {"id": execution_id}).first()
+
+
 def take_owned(conn: sa.Connection, task_id: str, owner: str) -> bool:
     """Remove a finished task, if ``owner`` still holds its lease."""
     sql, cursor = _driver(conn)

@@ -116,14 +116,20 @@ class Worker:
     # -- the slot loop --------------------------------------------------------------------
     def _slot(self) -> None:
         claim: service.Claim | None = None
+        seen = -1  # the work mark at the last look; -1: never looked
+        next_look = 0.0
         while not self.stopping.is_set():
             if claim is None:
-                seen = self.service.work_seen
-                claim = self._claim_one()
+                # Look in the database when work was queued in this process since the last
+                # look, or every ``poll`` seconds for work queued by other processes.
+                if seen != self.service.work_seen or time.monotonic() >= next_look:
+                    seen = self.service.work_seen
+                    next_look = time.monotonic() + self.poll
+                    claim = self._claim_one()
                 if claim is None:
-                    # Idle: a task created in this process is handed over directly (or wakes
-                    # us to look); one created elsewhere is found ``poll`` seconds later.
-                    claim = self.service.park(self.offer, self.poll, seen)
+                    # Idle: a task created in this process is handed over directly.
+                    wait = max(0.0, next_look - time.monotonic())
+                    claim = self.service.park(self.offer, wait, seen)
             if claim is not None:
                 claim = self._run(claim)
 
