@@ -13,6 +13,7 @@ import json
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ DEFAULT_LEASE = 30.0
 """Lease of a task without HeartbeatSeconds; the worker renews it while the activity runs."""
 CONFLICT_RETRIES = 20
 RECENTLY_CLOSED = 1024
+REMEMBERED_STATES = 4096
 _HANDOFFS = "cairn_handoffs"
 """Connection info: (parked slot, claim) pairs to deliver once the transaction commits."""
 _UNLEASED = "cairn_unleased"
@@ -155,7 +157,9 @@ class Service:
         self._parked: list[Parked] = []
         self._parked_lock = threading.Lock()
         self._work_generation = 0
-        self._recently_closed: dict[str, dict[str, Any]] = {}
+        self._states: OrderedDict[str, st.Execution] = OrderedDict()
+        """The last state this process wrote per execution; used while it is still current."""
+        self._recently_closed: OrderedDict[str, dict[str, Any]] = OrderedDict()
         """Views of executions that closed in this process: ``wait`` needs no read for them."""
         self._writer: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if db.dialect.name == "sqlite" else contextlib.nullcontext()
@@ -191,6 +195,8 @@ class Service:
         self, name: str, version: int | None = None, conn: sa.Connection | None = None
     ) -> model.Definition:
         """A deployed definition (the newest version when none is given), built once."""
+        if version is None and conn is not None:
+            version = store.newest_version(conn, name)
         if version is not None and (name, version) in self._definitions:
             return self._definitions[(name, version)]
         if conn is None:
@@ -231,6 +237,7 @@ class Service:
                 state = self._hand_off(conn, spec, st.initial_state(), state, now, leases, pending)
                 store.insert_execution(conn, state)
                 self._write(conn, execution_id, state, pending, leases)
+                self._remember(state)
                 fresh = store.Loaded(
                     id=execution_id,
                     workflow=spec.name,
@@ -288,7 +295,7 @@ class Service:
         offer: Offer | None,
         started: tuple[Claim, str] | None = None,
     ) -> tuple[st.Execution, list[Claim]]:
-        loaded = store.load(conn, execution_id)
+        loaded = store.load(conn, execution_id, self._states.get(execution_id))
         if loaded is None:
             raise NotFound(f"no execution {execution_id!r}")
         spec = self.definition(loaded.workflow, loaded.version)
@@ -320,6 +327,7 @@ class Service:
         state = self._hand_off(conn, spec, loaded.state, state, now, leases, new_events)
         if new_events:
             store.save(conn, loaded.seq, state)
+            self._remember(state)
             self._write(
                 conn,
                 execution_id,
@@ -790,12 +798,23 @@ class Service:
                     return slot
         return None
 
+    def _remember(self, state: st.Execution) -> None:
+        """Keep a written state, so the next step of the execution needs not parse it again.
+
+        Kept before the commit: if the transaction rolls back, the stored sequence number
+        differs from this state's and ``store.load`` reads the snapshot instead.
+        """
+        self._states[state.id] = state
+        self._states.move_to_end(state.id)
+        if len(self._states) > REMEMBERED_STATES:
+            self._states.popitem(last=False)
+
     def _announce(self, state: st.Execution, parent_closed: bool = False) -> None:
         """Wake waiters of this process when an execution closed."""
         if state.closed and state.status != "CONTINUED":
             self._recently_closed[state.id] = _view(state)
             if len(self._recently_closed) > RECENTLY_CLOSED:
-                self._recently_closed.pop(next(iter(self._recently_closed)))
+                self._recently_closed.popitem(last=False)
         if state.closed or parent_closed:
             self.closed.notify()
 
@@ -935,13 +954,20 @@ class Service:
         """Block until the execution closes (or ``timeout`` passes); returns its view."""
         deadline = None if timeout is None else time.monotonic() + timeout
         seen = self.closed.generation
+        # While this process drives the execution, its closing is announced here; after a
+        # quiet half second (or for an execution driven elsewhere) read the database.
+        local = execution_id in self._states
         while True:
-            view = self._recently_closed.get(execution_id) or self.describe(execution_id)
-            if view["status"] != "RUNNING":
+            view = self._recently_closed.get(execution_id)
+            if view is None and not local:
+                view = self.describe(execution_id)
+            if view is not None and view["status"] != "RUNNING":
                 return view
             if deadline is not None and time.monotonic() >= deadline:
-                return view
-            seen = self.closed.wait(seen, 0.5)
+                return view or self.describe(execution_id)
+            new = self.closed.wait(seen, 0.5)
+            local = local and new != seen
+            seen = new
 
 
 def _lost_race(exc: sa.exc.DBAPIError) -> bool:

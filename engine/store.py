@@ -50,8 +50,11 @@ class _Sql:
         p = "%s" if self.postgres else "?"
         j = "%s::jsonb" if self.postgres else "?"
         lock = " FOR UPDATE" if self.postgres else ""
+        # The snapshot comes back only when the caller's copy (run, seq) is not current.
         self.load = (
-            f"SELECT workflow, version, seq, snapshot, parent FROM executions WHERE id = {p}{lock}"
+            "SELECT workflow, version, seq, parent, run, "
+            f"CASE WHEN run = {p} AND seq = {p} THEN NULL ELSE snapshot END "
+            f"FROM executions WHERE id = {p}{lock}"
         )
         self.insert_execution = (
             "INSERT INTO executions (id, run, workflow, version, status, input, output, error, "
@@ -144,22 +147,33 @@ def lock(conn: sa.Connection, execution_id: str) -> None:
         cursor.close()
 
 
-def load(conn: sa.Connection, execution_id: str) -> Loaded | None:
-    """The execution and its snapshot, locked against other writers where the database can."""
+def load(
+    conn: sa.Connection, execution_id: str, known: st.Execution | None = None
+) -> Loaded | None:
+    """The execution and its state, locked against other writers where the database can.
+
+    ``known`` is a state the caller holds: if it is still the stored one (same run and
+    sequence number) the snapshot is neither sent nor parsed.
+    """
     sql, cursor = _driver(conn)
-    cursor.execute(sql.load, (execution_id,))
+    run, seq = (known.run, known.seq) if known is not None else (-1, -1)
+    cursor.execute(sql.load, (run, seq, execution_id))
     row = cursor.fetchone()
     cursor.close()
     if row is None:
         return None
-    snapshot = row[3] if sql.postgres else json.loads(row[3])
+    if row[5] is None:
+        assert known is not None
+        state = known
+    else:
+        state = st.from_json(row[5] if sql.postgres else json.loads(row[5]))
     return Loaded(
         id=execution_id,
         workflow=row[0],
         version=row[1],
         seq=row[2],
-        state=st.from_json(snapshot),
-        parent=row[4],
+        state=state,
+        parent=row[3],
     )
 
 
@@ -295,6 +309,19 @@ def delete_timers(conn: sa.Connection, ids: Iterable[str]) -> None:
     if params:
         sql, cursor = _driver(conn)
         cursor.executemany(sql.delete_timer, params)
+
+
+_NEWEST = (
+    sa.select(D.c.version)
+    .where(D.c.name == sa.bindparam("name"))
+    .order_by(D.c.version.desc())
+    .limit(1)
+)
+
+
+def newest_version(conn: sa.Connection, name: str) -> int | None:
+    """The highest deployed version of ``name`` (read on every start: cheap on purpose)."""
+    return conn.execute(_NEWEST, {"name": name}).scalar()
 
 
 def definition_row(conn: sa.Connection, name: str, version: int | None) -> Any:
