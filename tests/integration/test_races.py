@@ -85,11 +85,13 @@ def race(
     load = store.load
     failures: list[BaseException] = []
 
-    def held_load(conn: sa.Connection, execution_id: str) -> store.Loaded | None:
+    def held_load(
+        conn: sa.Connection, execution_id: str, known: Any = None
+    ) -> store.Loaded | None:
         if threading.current_thread().name == "first" and not inside.is_set():
             inside.set()
             support.wait_until(waiting, "the second writer to wait for a lock")
-        return load(conn, execution_id)
+        return load(conn, execution_id, known)
 
     def run(action: Callable[[], Any]) -> None:
         try:
