@@ -157,6 +157,8 @@ class Service:
         self._parked: list[Parked] = []
         self._parked_lock = threading.Lock()
         self._work_generation = 0
+        self._leaving: set[str] = set()
+        """Workers that stopped: their slots park no more."""
         self._states: OrderedDict[str, st.Execution] = OrderedDict()
         """The last state this process wrote per execution; used while it is still current."""
         self._recently_closed: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -770,7 +772,7 @@ class Service:
         """
         slot = Parked(offer)
         with self._parked_lock:
-            if self._work_generation != seen:
+            if self._work_generation != seen or offer.worker in self._leaving:
                 return None
             self._parked.append(slot)
         if not slot.wait(timeout):
@@ -785,6 +787,7 @@ class Service:
     def unpark(self, worker: str) -> None:
         """A stopping worker's idle slots take nothing more."""
         with self._parked_lock:
+            self._leaving.add(worker)
             leaving = [p for p in self._parked if p.offer.worker == worker]
             self._parked = [p for p in self._parked if p.offer.worker != worker]
         for slot in leaving:
