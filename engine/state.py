@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from engine import events
 from engine.expressions import JSON
@@ -434,4 +434,30 @@ def _frame(data: Mapping[str, Any]) -> Frame:
 
 def record(value: Any) -> dict[str, Any]:
     """A state record (frame, task, timer...) as plain JSON fields."""
-    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return {name: getattr(value, name) for name in _names(type(value))}
+
+
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+R = TypeVar("R")
+
+
+def replace(value: R, **changes: Any) -> R:
+    """``dataclasses.replace`` without its checks: evolve runs it for every event.
+
+    The records here are frozen, slotted dataclasses without ``__post_init__``, so copying
+    the fields and setting the changed ones is all there is to it.
+    """
+    cls = type(value)
+    new = object.__new__(cls)
+    for name in _names(cls):
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(value, name))
+    return new
