@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from engine import activities, events
 from engine.expressions import JSON
 
@@ -70,14 +72,18 @@ async def _await(awaitable: Any) -> Any:
 def check_result(ctx: Context, result: Any) -> events.Command:
     """A valid result completes the task; one that is not JSON or too large fails it."""
     try:
-        size = len(json.dumps(result, separators=(",", ":"), allow_nan=False).encode())
-    except (TypeError, ValueError) as exc:
+        # Strict JSON (no NaN or Infinity), and storable as the store encodes it (orjson
+        # also refuses integers beyond 64 bits).
+        json.dumps(result, allow_nan=False)
+        encoded = orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
         return events.FailTask(
             task_id=ctx.task_id,
             error="States.Runtime",
             cause=f"activity {ctx.activity} returned a result that is not JSON: {exc}",
             retryable=False,
         )
+    size = len(encoded)
     if size > PAYLOAD_LIMIT:
         return events.FailTask(
             task_id=ctx.task_id,
@@ -86,4 +92,6 @@ def check_result(ctx: Context, result: Any) -> events.Command:
             f"the limit is {PAYLOAD_LIMIT // 1024} KiB",
             retryable=False,
         )
-    return events.CompleteTask(task_id=ctx.task_id, result=result)
+    # The result as it will be stored (tuples become lists, keys strings), so that the state
+    # this process goes on with is the one a reload would give.
+    return events.CompleteTask(task_id=ctx.task_id, result=orjson.loads(encoded))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
+import orjson
 import sqlalchemy as sa
 
 from engine import database, decider, definition, errors, events, model, store, tables
@@ -224,7 +225,7 @@ class Service:
         execution_id: str | None = None,
     ) -> dict[str, Any]:
         """Start an execution; the same id with the same input returns the existing one."""
-        input = {} if input is None else input
+        input = plain({} if input is None else input, "the input")
         execution_id = execution_id or uuid.uuid4().hex
         now = self.clock()
         try:
@@ -659,6 +660,7 @@ class Service:
     # -- talking to executions ------------------------------------------------------------
     def signal(self, execution_id: str, name: str, payload: JSON = None) -> None:
         self._require_running(execution_id)
+        payload = plain(payload, "the signal payload")
         self.transition(execution_id, [events.Signal(name=name, payload=payload)])
 
     def cancel(self, execution_id: str, reason: str = "") -> None:
@@ -676,6 +678,7 @@ class Service:
         """Complete a callback task by its token: with ``output``, or failed with ``error``."""
         command: events.Command
         if error is None:
+            output = plain(output, "the output")
             command = events.CompleteTask(task_id=token, result=output, token=True)
         else:
             command = events.FailTask(task_id=token, error=error, cause=cause)
@@ -971,6 +974,18 @@ class Service:
             new = self.closed.wait(seen, 0.5)
             local = local and new != seen
             seen = new
+
+
+def plain(value: JSON, what: str) -> JSON:
+    """``value`` as it will be stored and read back (tuples as lists, keys as strings).
+
+    Decisions are taken on the value in memory and replayed from the stored one: they must
+    be the same value.
+    """
+    try:
+        return orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidInput(f"{what} is not JSON: {exc}") from exc
 
 
 def _lost_race(exc: sa.exc.DBAPIError) -> bool:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from engine import errors, events, tables
@@ -131,7 +132,9 @@ class _Cursor:
 
 
 def _json(value: JSON) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    # orjson: encoding the snapshot and the events is a good part of every step's work.
+    # Non-string keys become strings, as the standard library does.
+    return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def lock(conn: sa.Connection, execution_id: str) -> None:
@@ -166,7 +169,7 @@ def load(
         assert known is not None
         state = known
     else:
-        state = st.from_json(row[5] if sql.postgres else json.loads(row[5]))
+        state = st.from_json(row[5] if sql.postgres else orjson.loads(row[5]))
     return Loaded(
         id=execution_id,
         workflow=row[0],
