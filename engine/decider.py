@@ -311,11 +311,18 @@ class _Step:
                 self.emit(events.SIGNAL_RECEIVED, name=name, payload=payload)
                 self.deliver_signals()
             case events.Cancel(reason=reason):
-                self.emit(
-                    events.EXECUTION_CANCELLED,
-                    error=CANCELLED,
-                    reason=reason or "cancelled",
-                )
+                self.cancel(reason or "cancelled")
+
+    def cancel(self, reason: str) -> None:
+        """Stop at once, or, with OnCancel, drop the work in flight and go on there."""
+        target = self.definition.on_cancel
+        if target is None or self.state.cancelling is not None:
+            self.emit(events.EXECUTION_CANCELLED, error=CANCELLED, reason=reason)
+            return
+        top = self.state.frames.get("")
+        data = top.input if top is not None else self.state.input
+        self.emit(events.CANCEL_REQUESTED, reason=reason, state=target)
+        self.goto("", target, data)
 
     def timer_fired(self, timer: st.Timer) -> None:
         self.emit(events.TIMER_FIRED, timer.scope, timer.state, timer_id=timer.id)
@@ -427,7 +434,11 @@ class _Step:
     def end_scope(self, scope: str, output: JSON) -> None:
         """A scope reached its end: the execution succeeds, or a branch hands on its output."""
         if not scope:
-            self.emit(events.EXECUTION_SUCCEEDED, output=output)
+            if self.state.cancelling is not None:
+                reason = self.state.cancelling
+                self.emit(events.EXECUTION_CANCELLED, error=CANCELLED, reason=reason, output=output)
+            else:
+                self.emit(events.EXECUTION_SUCCEEDED, output=output)
             return
         parent_scope, index = st.parent_of(scope)
         parent, spec = self.spec(parent_scope)

@@ -448,6 +448,7 @@ class _Scope:
     start: Any
     names: dict[str, Any] | None  # the States as written (None when not a non-empty mapping)
     states: dict[str, dict[str, Any]]
+    on_cancel: Any = None  # the top level's OnCancel: another way in
 
     def state_path(self, name: str) -> Path:
         return (*self.path, "States", name)
@@ -459,7 +460,7 @@ def _scopes(node: Mapping[str, Any], path: Path = ()) -> Iterator[_Scope]:
     names = states if isinstance(states, dict) and states else None
     states = states if isinstance(states, dict) else {}
     objects = {name: state for name, state in states.items() if isinstance(state, dict)}
-    yield _Scope(path, node.get("StartAt"), names, objects)
+    yield _Scope(path, node.get("StartAt"), names, objects, None if path else node.get("OnCancel"))
     for name, state in objects.items():
         inner: list[tuple[Path, Any]] = []
         if state.get("Type") == "Parallel" and isinstance(state.get("Branches"), list):
@@ -533,6 +534,8 @@ class _Semantics:
             return False  # the schema reports the States themselves
         linked = True
         targets: list[tuple[Path, Any]] = [((*scope.path, "StartAt"), scope.start)]
+        if scope.on_cancel is not None:
+            targets.append((("OnCancel",), scope.on_cancel))
         for name, state in scope.states.items():
             targets += [((*scope.state_path(name), *rel), t) for rel, t in _edges(state)]
         for path, target in targets:
@@ -557,7 +560,7 @@ class _Semantics:
         """Every state is reachable from StartAt, and every loop can end or is paced."""
         assert scope.names is not None
         edges = {name: [t for _, t in _edges(scope.states.get(name, {}))] for name in scope.names}
-        reached = _closure([scope.start], edges)
+        reached = _closure([scope.start, *([scope.on_cancel] if scope.on_cancel else [])], edges)
         for name in scope.names:
             if name not in reached:
                 message = f"state {name!r} is unreachable: no transition from StartAt leads to it"

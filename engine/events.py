@@ -43,6 +43,7 @@ CHILD_CLOSED = "ChildClosed"  # child_id, status, output, error, cause
 CALLBACK_AWAITED = "CallbackAwaited"  # task_id (the token an outside system completes)
 CALLBACK_HEARTBEAT = "CallbackHeartbeat"  # task_id
 EXECUTION_REDRIVEN = "ExecutionRedriven"  # state: where the run resumes
+CANCEL_REQUESTED = "CancelRequested"  # reason, state: where OnCancel goes on (work in flight stops)
 
 CLOSING = {
     EXECUTION_SUCCEEDED: "SUCCEEDED",

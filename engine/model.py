@@ -155,6 +155,8 @@ class Definition:
     version: int
     machine: Machine
     timeout: int | None = None
+    on_cancel: str | None = None
+    """The top-level state a cancelled execution goes on at (e.g. to compensate)."""
     input_schema: Mapping[str, JSON] | None = None
     queries: Mapping[str, Expression] = field(default_factory=dict)
     body: Mapping[str, JSON] = field(default_factory=dict)
@@ -184,6 +186,7 @@ def build(body: Mapping[str, Any]) -> Definition:
         machine=machine,
         states=every,
         timeout=body.get("TimeoutSeconds"),
+        on_cancel=body.get("OnCancel"),
         input_schema=body.get("InputSchema"),
         queries=queries,
         body=body,

@@ -130,6 +130,8 @@ class Execution:
     """Where a failed or timed-out run stopped (its top-level frame): where redrive resumes."""
     continue_version: str | None = None
     """After ContinueAsNew: which definition the next run uses (``same`` or ``latest``)."""
+    cancelling: str | None = None
+    """Why the execution was cancelled while its OnCancel path runs; it ends CANCELLED."""
 
     @property
     def closed(self) -> bool:
@@ -252,6 +254,16 @@ def evolve(state: Execution, event: events.Event) -> Execution:
             return replace(state, seq=event.seq, children={**state.children, child.id: child})
         case events.CHILD_CLOSED:
             return replace(state, seq=event.seq, children=_without(state.children, [d["child_id"]]))
+        case events.CANCEL_REQUESTED:
+            return replace(
+                state,
+                seq=event.seq,
+                cancelling=d["reason"],
+                frames={},
+                tasks={},
+                timers={k: t for k, t in state.timers.items() if t.purpose == "execution"},
+                children={},
+            )
         case events.EXECUTION_REDRIVEN:
             assert state.resume is not None, "redrive of a run that did not stop"
             return replace(
