@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import click
+import sqlalchemy as sa
 
 from engine import errors
 
@@ -29,6 +30,12 @@ class CairnGroup(click.Group):
         except errors.CairnError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(getattr(exc, "exit_code", 1))
+        except sa.exc.DBAPIError as exc:
+            # The database refused (unreachable, locked for too long, disk full...): nothing
+            # was half-written, since every change is one transaction.
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            click.echo(f"error: the database refused: {reason}", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=CairnGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,5 +68,6 @@ from cli import definitions, executions, workers  # noqa: E402  (commands regist
 
 main.add_command(definitions.deploy)
 main.add_command(definitions.list_definitions)
+
 for _command in executions.COMMANDS + workers.COMMANDS:
     main.add_command(_command)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from engine import activities, events, invoke, service, tables
+from engine.expressions import JSON
 
 log = logging.getLogger("cairn.worker")
 
@@ -151,7 +152,7 @@ class Worker:
             attempt=claim.attempt,
             idempotency_key=claim.key,
             heartbeat_details=claim.heartbeat_details,
-            _beat=lambda details: self.service.renew(claim, self.id, details),
+            _beat=lambda details: self._heartbeat(claim, details),
         )
         self._report("started", claim)
         with self._lock:
@@ -178,6 +179,14 @@ class Worker:
         else:
             self._report("succeeded", claim)
         return following[0] if following else None
+
+    def _heartbeat(self, claim: service.Claim, details: JSON) -> bool:
+        """Renew the lease for an activity; a database hiccup is not the activity's failure."""
+        try:
+            return self.service.renew(claim, self.id, details)
+        except sa.exc.OperationalError as exc:
+            log.warning("heartbeat of %s not recorded, will try again: %s", claim.task_id, exc)
+            return True
 
     def _report(self, kind: str, claim: service.Claim, detail: str = "") -> None:
         if self.on_progress is not None:
