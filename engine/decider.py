@@ -271,29 +271,10 @@ class _Step:
                     self.task_succeeded(task, result)
             case events.FailTask(task_id=task_id, error=error, cause=cause, retryable=retry):
                 if task_id in tasks:
-                    task = tasks[task_id]
-                    self.end_callback(task)
-                    self.emit(
-                        events.TASK_FAILED,
-                        task.scope,
-                        task.state,
-                        task_id=task_id,
-                        error=error,
-                        cause=cause,
-                    )
-                    self.fail_state(task.scope, error, cause, retryable=retry)
+                    self.task_failed(tasks[task_id], events.TASK_FAILED, error, cause, retry)
             case events.TimeOutTask(task_id=task_id, error=error, cause=cause):
                 if task_id in tasks:
-                    task = tasks[task_id]
-                    self.emit(
-                        events.TASK_TIMED_OUT,
-                        task.scope,
-                        task.state,
-                        task_id=task_id,
-                        error=error,
-                        cause=cause,
-                    )
-                    self.fail_state(task.scope, error, cause)
+                    self.task_failed(tasks[task_id], events.TASK_TIMED_OUT, error, cause)
             case events.Heartbeat(task_id=task_id):
                 task = tasks.get(task_id)
                 if task is not None and task.awaiting:
@@ -339,19 +320,11 @@ class _Step:
             frame = self.state.frames[timer.scope]
             assert frame.task is not None
             task = self.state.tasks[frame.task]
-            self.end_callback(task)
-            error = TIMEOUT if timer.purpose == "callback_timeout" else HEARTBEAT_TIMEOUT
-            what = "completion" if error == TIMEOUT else "heartbeat"
-            self.emit(
-                events.TASK_TIMED_OUT,
-                task.scope,
-                task.state,
-                task_id=task.id,
-                error=error,
-                cause=f"no {what} for the callback token within "
-                f"{task.timeout if error == TIMEOUT else task.heartbeat}s",
-            )
-            self.fail_state(task.scope, error, "no callback in time")
+            if timer.purpose == "callback_timeout":
+                error, cause = TIMEOUT, f"the token was not completed within {task.timeout}s"
+            else:
+                error, cause = HEARTBEAT_TIMEOUT, f"no heartbeat for the token in {task.heartbeat}s"
+            self.task_failed(task, events.TASK_TIMED_OUT, error, cause)
         else:
             self.retry_now(timer.scope)
 
@@ -501,6 +474,14 @@ class _Step:
             self.continue_compensation(task.scope)
         else:
             self.complete_state(task.scope, result)
+
+    def task_failed(
+        self, task: st.Task, kind: str, error: str, cause: str, retryable: bool = True
+    ) -> None:
+        """A task failed or timed out: record it, then retry, catch or fail its state."""
+        self.end_callback(task)
+        self.emit(kind, task.scope, task.state, task_id=task.id, error=error, cause=cause)
+        self.fail_state(task.scope, error, cause, retryable=retryable)
 
     # -- callbacks ------------------------------------------------------------------------
     def await_callback(self, task: st.Task) -> None:
