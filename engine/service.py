@@ -254,10 +254,20 @@ class Service:
             existing = self._row(execution_id)
             if existing is None:
                 raise
-            if existing.workflow != spec.name or existing.input != input:
+            differs = [
+                what
+                for what, same in (
+                    ("workflow", existing.workflow == workflow),
+                    ("version", version is None or existing.version == version),
+                    ("input", existing.input == input),
+                )
+                if not same
+            ]
+            if differs:
+                was = f"{existing.workflow}@{existing.version}"
                 raise Conflict(
-                    f"execution {execution_id!r} already exists "
-                    f"({existing.workflow}@{existing.version}) with a different input"
+                    f"execution {execution_id!r} already exists as {was} "
+                    f"with a different {' and '.join(differs)}"
                 ) from None
             return _view(existing)
         self._announce(state)
