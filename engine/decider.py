@@ -421,8 +421,15 @@ class _Step:
         self.complete_if_done(parent_scope)
 
     # -- tasks ----------------------------------------------------------------------------
+    def key_base(self) -> str:
+        """The execution id, and after a ContinueAsNew the run: idempotency keys and child ids
+        begin with it.  Entry counts and sequence numbers start again in every run, so without
+        the run a later run's new work would pass for a repeat of the first run's."""
+        s = self.state
+        return s.id if s.run <= 1 else f"{s.id}#{s.run}"
+
     def task_key(self, scope: str, frame: st.Frame) -> str:
-        return f"{self.state.id}:{st.state_path(scope, frame.state)}:{frame.entry}"
+        return f"{self.key_base()}:{st.state_path(scope, frame.state)}:{frame.entry}"
 
     def schedule(self, scope: str, frame: st.Frame, spec: model.Task) -> None:
         key = self.task_key(scope, frame)
@@ -771,7 +778,7 @@ class _Step:
             activity=compensation.activity,
             input=data,
             attempt=retries + 1,
-            key=f"{self.state.id}:{st.state_path(step.scope, step.state)}:undo:{step.seq}",
+            key=f"{self.key_base()}:{st.state_path(step.scope, step.state)}:undo:{step.seq}",
             queue=compensation.queue,
             timeout=compensation.timeout,
             heartbeat=None,
