@@ -244,6 +244,10 @@ class _Step:
         )
         if d.timeout is not None:
             self.start_timer("", None, self.now + d.timeout, "execution")
+        # Recorded before the run moves: handed in one by one after it, a signal that ended
+        # the run (a Wait, then another ContinueAsNew) left the ones after it unrecorded.
+        for name, payload in command.signals:
+            self.emit(events.SIGNAL_RECEIVED, name=name, payload=payload)
         self.goto("", d.machine.start_at, command.input)
 
     def dispatch(self, command: events.Command) -> None:

@@ -89,11 +89,13 @@ class Event:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Start:
-    """Start a run of an execution with its input."""
+    """Start a run of an execution with its input (and the signals an earlier run left)."""
 
     execution_id: str
     input: JSON
     run: int = 1
+    signals: tuple[tuple[str, JSON], ...] = ()
+    """(name, payload) of signals no Wait of the run before a ContinueAsNew consumed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -419,15 +419,14 @@ class Service:
         """
         version = spec.version if ended.continue_version == "same" else None
         spec = self.definition(spec.name, version)
-        start = events.Start(execution_id=ended.id, input=ended.output, run=ended.run + 1)
+        start = events.Start(
+            execution_id=ended.id,
+            input=ended.output,
+            run=ended.run + 1,
+            signals=tuple((s.name, s.payload) for s in ended.signals),
+        )
         decision = decider.decide(spec, st.initial_state(), start, now)
-        state, new_events = decision.state, list(decision.events)
-        for signal in ended.signals:
-            carried = events.Signal(name=signal.name, payload=signal.payload)
-            decision = decider.decide(spec, state, carried, now)
-            state = decision.state
-            new_events.extend(decision.events)
-        return spec, state, new_events
+        return spec, decision.state, list(decision.events)
 
     def _cascade(
         self,
