@@ -384,10 +384,19 @@ def _mark_compensated(state: Execution, seq: int) -> Execution:
     return replace(state, completions=completions)
 
 
+REDRIVES = "redrive"
+"""The key of ``Frame.retries`` that counts redrives: each one is an attempt of its own."""
+
+
 def _resumed(frame: Frame) -> Frame:
-    """A stopped frame made ready to go on: no task or timer, unfinished branches not begun."""
+    """A stopped frame made ready to go on: no task or timer, unfinished branches not begun.
+
+    The redrive counts as one more attempt, so the work it starts is told apart from the
+    attempt that failed (a child workflow's id is made of the attempt number).
+    """
     done = tuple(i for i in frame.started if str(i) in frame.results)
-    return replace(frame, task=None, timer=None, started=done)
+    retries = {**frame.retries, REDRIVES: frame.retries.get(REDRIVES, 0) + 1}
+    return replace(frame, task=None, timer=None, started=done, retries=retries)
 
 
 def _drop_nested(state: Execution, prefix: str) -> Execution:
