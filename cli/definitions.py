@@ -7,29 +7,42 @@ from pathlib import Path
 import click
 
 from cli import common
-from engine import definition, errors
+from engine import adapter, definition, errors
+
+SUFFIXES = (".yaml", ".yml", ".json", ".py")
 
 
-def definition_files(paths: tuple[str, ...]) -> list[Path]:
-    """The definition files named, directories expanded to their YAML and JSON files."""
-    found: list[Path] = []
+def definition_files(paths: tuple[str, ...]) -> list[str]:
+    """The targets named, folders expanded to their YAML, JSON and Python files."""
+    found: list[str] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found += sorted(
-                p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file()
+                str(p)
+                for p in path.rglob("*")
+                if p.suffix in SUFFIXES
+                and p.is_file()
+                and not any(part.startswith((".", "__")) for part in p.relative_to(path).parts)
             )
         else:
-            found.append(path)
+            found.append(raw)
     return found
 
 
 def load_all(paths: tuple[str, ...], names: list[str] | None) -> list[definition.Document]:
-    """Load every file, reporting the problems of all of them before giving up."""
+    """Load every file, reporting the problems of all of them before giving up.
+
+    Code workflows (``FILE.py``, ``MODULE:NAME``) are built and checked against the
+    activities registered once their module is imported (and the --activities modules).
+    """
     documents, problems = [], []
-    for path in definition_files(paths):
+    for target in definition_files(paths):
         try:
-            documents.append(definition.load(path, names))
+            if adapter.is_target(target):
+                documents += adapter.documents(target, required=target in paths)
+            else:
+                documents.append(definition.load(target, names))
         except errors.DefinitionError as exc:
             problems += exc.problems
     if problems:
@@ -38,7 +51,7 @@ def load_all(paths: tuple[str, ...], names: list[str] | None) -> list[definition
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH|MODULE:NAME...")
 @click.option(
     "--activities",
     "modules",
@@ -51,14 +64,21 @@ def load_all(paths: tuple[str, ...], names: list[str] | None) -> list[definition
 def deploy(
     ctx: click.Context, paths: tuple[str, ...], modules: tuple[str, ...], as_json: bool
 ) -> None:
-    """Register definition versions (files or folders).
+    """Register definition versions (files or folders, YAML or Python).
 
     Re-deploying identical content is a no-op; different content under a version that is
     already deployed is refused, because running executions depend on it.
 
+    A Python file (in a folder too) or MODULE:NAME deploys code workflows: each @workflow
+    function runs once, now, to build its definition, which is checked like a YAML file
+    (Activity names against the handlers registered once its module is imported) and is
+    all that runs later.
+
     \b
-    Example:
+    Examples:
       cairn deploy definitions/
+      cairn deploy definitions/order_code/v1.py
+      cairn deploy definitions.order_code.v1:order
     """
     names = list(common.load_activities(modules)) if modules else None
     svc = common.open_service(ctx)

@@ -69,5 +69,8 @@ from cli import definitions, executions, workers  # noqa: E402  (commands regist
 main.add_command(definitions.deploy)
 main.add_command(definitions.list_definitions)
 
+from cli import export  # noqa: E402  (commands register after the group exists)
+
+main.add_command(export.export)
 for _command in executions.COMMANDS + workers.COMMANDS:
     main.add_command(_command)

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import click
 
-from engine import activities, definition, errors
+from engine import activities, adapter, definition, errors
 
-SUFFIXES = (".yaml", ".yml", ".json")
+SUFFIXES = (".yaml", ".yml", ".json", ".py")
 
 
 def _registered(ctx: click.Context, param: click.Parameter, module: str | None) -> set[str] | None:
@@ -28,7 +28,7 @@ def _registered(ctx: click.Context, param: click.Parameter, module: str | None) 
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH|MODULE:NAME...")
 @click.option(
     "--activities",
     "names",
@@ -40,8 +40,10 @@ def _registered(ctx: click.Context, param: click.Parameter, module: str | None) 
 def validate(paths: tuple[str, ...], names: set[str] | None, quiet: bool) -> None:
     """Check definitions against the schema and the semantic rules.
 
-    PATH is a definition file (.yaml, .yml or .json) or a folder, searched recursively.
-    Valid files print `ok FILE (Name vVersion)`; each problem prints one line on stderr,
+    PATH is a definition file (.yaml, .yml or .json), a Python file or MODULE:NAME of
+    code workflows (each built now, and its Activity names checked against the handlers
+    registered once its module is imported), or a folder, searched recursively. Valid
+    files print `ok FILE (Name vVersion)`; each problem prints one line on stderr,
     `FILE:LINE:COL: message (at PATH)`. Exits 0 when every file is valid, 2 otherwise.
 
     \b
@@ -50,33 +52,32 @@ def validate(paths: tuple[str, ...], names: set[str] | None, quiet: bool) -> Non
       cairn validate definitions/order/v2.yaml --activities activities
     """
     problems: list[errors.Problem] = []
-    for file in _files(paths, problems):
-        try:
-            document = definition.load(file, activities=names)
-        except errors.DefinitionError as exc:
-            problems.extend(exc.problems)
-            continue
-        if not quiet:
-            click.echo(f"ok {file} ({document.name} v{document.version})")
+    for path in paths:
+        folder = os.path.isdir(path)
+        found = False
+        for file in sorted(_definitions_under(path)) if folder else [path]:
+            try:
+                if adapter.is_target(file):
+                    documents = adapter.documents(file, required=not folder)
+                else:
+                    documents = [definition.load(file, activities=names)]
+            except errors.DefinitionError as exc:
+                problems.extend(exc.problems)
+                found = True
+                continue
+            found = found or bool(documents)
+            for document in documents if not quiet else ():
+                click.echo(f"ok {file} ({document.name} v{document.version})")
+        if folder and not found:
+            # A folder of helper modules holds no definition either.
+            message = "no definition files (.yaml, .yml, .json) in this folder"
+            problems.append(errors.Problem(file=path, line=0, column=0, message=message))
     if problems:
         raise errors.DefinitionError(problems)
 
 
-def _files(paths: tuple[str, ...], problems: list[errors.Problem]) -> Iterator[str]:
-    """The files named, and the definition files under the folders named, sorted per folder."""
-    for path in paths:
-        if not os.path.isdir(path):
-            yield path
-            continue
-        found = sorted(_definitions_under(path))
-        if not found:
-            message = "no definition files (.yaml, .yml, .json) in this folder"
-            problems.append(errors.Problem(file=path, line=0, column=0, message=message))
-        yield from found
-
-
 def _definitions_under(folder: str) -> Iterator[str]:
     for root, dirs, files in os.walk(folder):
-        # Hidden folders (.git, .venv) never hold a repository's definitions.
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        # Hidden folders (.git, .venv) and __pycache__ never hold a repository's definitions.
+        dirs[:] = [d for d in dirs if not d.startswith((".", "__"))]
         yield from (os.path.join(root, f) for f in files if f.lower().endswith(SUFFIXES))
