@@ -51,8 +51,7 @@ def test_threads_and_processes_run_every_task_exactly_once(
     # so that no task is handed straight to a thread of this process and all compete.
     client = service.Service(live_svc.db)
     ids = [
-        client.start("fan", {"n": n}, execution_id=f"fan-{n:02d}")["id"]
-        for n in range(EXECUTIONS)
+        client.start("fan", {"n": n}, execution_id=f"fan-{n:02d}")["id"] for n in range(EXECUTIONS)
     ]
 
     support.wait_until(

@@ -85,9 +85,7 @@ def race(
     load = store.load
     failures: list[BaseException] = []
 
-    def held_load(
-        conn: sa.Connection, execution_id: str, known: Any = None
-    ) -> store.Loaded | None:
+    def held_load(conn: sa.Connection, execution_id: str, known: Any = None) -> store.Loaded | None:
         if threading.current_thread().name == "first" and not inside.is_set():
             inside.set()
             support.wait_until(waiting, "the second writer to wait for a lock")
