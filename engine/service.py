@@ -234,7 +234,9 @@ class Service:
                 spec = self.definition(workflow, version, conn)
                 _check_input(spec, input)
                 start = events.Start(execution_id=execution_id, input=input)
-                decision = decider.decide(spec, st.initial_state(), start, now)
+                decision = decider.decide(
+                    spec, st.initial_state(), start, now, history_limit=self.history_limit
+                )
                 spec, state, pending = self._settle(conn, spec, decision.state, [*decision.events])
                 leases: dict[str, tuple[str, float]] = {}
                 state = self._hand_off(conn, spec, st.initial_state(), state, now, leases, pending)
@@ -425,7 +427,9 @@ class Service:
             run=ended.run + 1,
             signals=tuple((s.name, s.payload) for s in ended.signals),
         )
-        decision = decider.decide(spec, st.initial_state(), start, now)
+        decision = decider.decide(
+            spec, st.initial_state(), start, now, history_limit=self.history_limit
+        )
         return spec, decision.state, list(decision.events)
 
     def _cascade(
@@ -474,7 +478,9 @@ class Service:
             self._transition(conn, parent, [refused], None)
             return
         start = events.Start(execution_id=child.id, input=child.input)
-        decision = decider.decide(spec, st.initial_state(), start, now)
+        decision = decider.decide(
+            spec, st.initial_state(), start, now, history_limit=self.history_limit
+        )
         spec, state, pending = self._settle(conn, spec, decision.state, [*decision.events])
         leases: dict[str, tuple[str, float]] = {}
         state = self._hand_off(conn, spec, st.initial_state(), state, now, leases, pending)
