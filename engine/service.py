@@ -705,15 +705,31 @@ class Service:
 
     def _by_token(self, token: str, command: events.Command) -> None:
         execution_id = token.rsplit(":", 2)[0]
-        row = self._row(execution_id) if token.count(":") >= 2 else None
-        if row is None:
+        if token.count(":") < 2 or self._row(execution_id) is None:
             raise UnknownTaskToken(f"unknown task token {token!r}")
-        before = st.from_json(row.snapshot)
-        if token not in before.tasks:
-            raise UnknownTaskToken(
-                f"task token {token!r} is not waiting: it was completed, timed out or cancelled"
-            )
-        self.transition(execution_id, [command])
+        # Looked up and applied in one transaction, the execution locked: of two completions
+        # of one token that race, the second finds the task gone and is refused (checked
+        # before the transaction, both passed and the second was dropped without a word).
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                with self.write() as conn:
+                    store.lock(conn, execution_id)
+                    loaded = store.load(conn, execution_id, self._states.get(execution_id))
+                    if loaded is None or token not in loaded.state.tasks:
+                        raise UnknownTaskToken(
+                            f"task token {token!r} is not waiting: it was completed, timed out "
+                            "or cancelled"
+                        )
+                    state, _ = self._transition(conn, execution_id, [command], None)
+                    parent_closed = conn.info.pop(_PARENT_CLOSED, False)
+                self._announce(state, parent_closed)
+                return
+            except sa.exc.DBAPIError as exc:
+                if attempt == CONFLICT_RETRIES - 1 or not _lost_race(exc):
+                    raise
+            except store.ConcurrencyConflict:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
 
     def redrive(self, execution_id: str) -> dict[str, Any]:
         """Resume a failed or timed-out execution where it stopped; completed steps stay done."""
