@@ -248,6 +248,9 @@ class _Step:
         # the run (a Wait, then another ContinueAsNew) left the ones after it unrecorded.
         for name, payload in command.signals:
             self.emit(events.SIGNAL_RECEIVED, name=name, payload=payload)
+        if command.halt is not None:
+            self.emit(events.EXECUTION_FAILED, error=RUNTIME, cause=command.halt)
+            return
         self.goto("", d.machine.start_at, command.input)
 
     def dispatch(self, command: events.Command) -> None:

@@ -96,6 +96,8 @@ class Start:
     run: int = 1
     signals: tuple[tuple[str, JSON], ...] = ()
     """(name, payload) of signals no Wait of the run before a ContinueAsNew consumed."""
+    halt: str | None = None
+    """Start the run only to fail it at once with this cause (a loop that never waits)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -31,6 +31,8 @@ DEFAULT_LEASE = 30.0
 """Lease of a task without HeartbeatSeconds; the worker renews it while the activity runs."""
 CONFLICT_RETRIES = 20
 RECENTLY_CLOSED = 1024
+MAX_RUNS_PER_STEP = 1000
+"""Runs one transaction may chain through ContinueAsNew before the loop is refused."""
 REMEMBERED_STATES = 4096
 _HANDOFFS = "cairn_handoffs"
 """Connection info: (parked slot, claim) pairs to deliver once the transaction commits."""
@@ -407,13 +409,22 @@ class Service:
 
         Returns the definition, state and unrecorded events of the run that goes on.
         """
+        runs = 0
         while state.status == "CONTINUED":
             store.append(conn, state.id, state.run, new_events)
-            spec, state, new_events = self._next_run(spec, state, self.clock())
+            runs += 1
+            # A loop that never waits would chain runs inside this transaction for ever.
+            halt = None
+            if runs > MAX_RUNS_PER_STEP:
+                halt = (
+                    f"more than {MAX_RUNS_PER_STEP} runs in one step: a ContinueAsNew loop "
+                    "that never waits for a task, timer or signal"
+                )
+            spec, state, new_events = self._next_run(spec, state, self.clock(), halt)
         return spec, state, new_events
 
     def _next_run(
-        self, spec: model.Definition, ended: st.Execution, now: float
+        self, spec: model.Definition, ended: st.Execution, now: float, halt: str | None = None
     ) -> tuple[model.Definition, st.Execution, list[events.Event]]:
         """ContinueAsNew: the next run of the same execution, with a fresh history.
 
@@ -426,6 +437,7 @@ class Service:
             input=ended.output,
             run=ended.run + 1,
             signals=tuple((s.name, s.payload) for s in ended.signals),
+            halt=halt,
         )
         decision = decider.decide(
             spec, st.initial_state(), start, now, history_limit=self.history_limit
@@ -715,10 +727,16 @@ class Service:
                 with self.write() as conn:
                     store.lock(conn, execution_id)
                     loaded = store.load(conn, execution_id, self._states.get(execution_id))
-                    if loaded is None or token not in loaded.state.tasks:
+                    task = None if loaded is None else loaded.state.tasks.get(token)
+                    if task is None:
                         raise UnknownTaskToken(
                             f"task token {token!r} is not waiting: it was completed, timed out "
                             "or cancelled"
+                        )
+                    if not task.callback:
+                        raise UnknownTaskToken(
+                            f"{token!r} is a task of state {task.state!r}, which is not a "
+                            "Callback: true task; its worker completes it"
                         )
                     state, _ = self._transition(conn, execution_id, [command], None)
                     parent_closed = conn.info.pop(_PARENT_CLOSED, False)
