@@ -36,6 +36,8 @@ MAX_RUNS_PER_STEP = 1000
 REMEMBERED_STATES = 4096
 _HANDOFFS = "cairn_handoffs"
 """Connection info: (parked slot, claim) pairs to deliver once the transaction commits."""
+_WRITTEN = "cairn_written"
+"""Connection info: the states this transaction wrote, remembered once it commits."""
 _UNLEASED = "cairn_unleased"
 """Connection info flag: the transaction queued tasks that nobody holds yet."""
 _PARENT_CLOSED = "cairn_parent_closed"
@@ -244,7 +246,7 @@ class Service:
                 state = self._hand_off(conn, spec, st.initial_state(), state, now, leases, pending)
                 store.insert_execution(conn, state)
                 self._write(conn, execution_id, state, pending, leases)
-                self._remember(state)
+                conn.info[_WRITTEN].append(state)
                 fresh = store.Loaded(
                     id=execution_id,
                     workflow=spec.name,
@@ -344,7 +346,7 @@ class Service:
         state = self._hand_off(conn, spec, loaded.state, state, now, leases, new_events)
         if new_events:
             store.save(conn, loaded.seq, state)
-            self._remember(state)
+            conn.info[_WRITTEN].append(state)
             self._write(
                 conn,
                 execution_id,
@@ -786,18 +788,23 @@ class Service:
         """
         with self._writer:
             handoffs: list[tuple[Parked, Claim]] = []
+            written: list[st.Execution] = []
             try:
                 with self.db.begin() as conn:
                     conn.info[_HANDOFFS] = handoffs
+                    conn.info[_WRITTEN] = written
                     try:
                         yield conn
                     finally:
                         conn.info.pop(_HANDOFFS, None)
+                        conn.info.pop(_WRITTEN, None)
                         unleased = conn.info.pop(_UNLEASED, False)
             except BaseException:
                 for slot, _ in handoffs:
                     slot.deliver(None)
                 raise
+            for state in written:
+                self._remember(state)
         for slot, claim in handoffs:
             slot.deliver(claim)
         if unleased:
@@ -854,10 +861,10 @@ class Service:
         return None
 
     def _remember(self, state: st.Execution) -> None:
-        """Keep a written state, so the next step of the execution needs not parse it again.
+        """Keep a committed state, so the next step of the execution needs not parse it again.
 
-        Kept before the commit: if the transaction rolls back, the stored sequence number
-        differs from this state's and ``store.load`` reads the snapshot instead.
+        Only after the commit: a state of a transaction that rolled back could share its
+        (run, seq) with the one another writer then commits, and would pass for it.
         """
         self._states[state.id] = state
         self._states.move_to_end(state.id)
