@@ -20,6 +20,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from activities import orders
 from engine import activities, database, service, worker
 from tests.integration import support
 
@@ -176,3 +177,19 @@ def provider_db(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     path = tmp_path / "provider.db"
     monkeypatch.setenv("CAIRN_DEMO_PROVIDER", str(path))
     return path
+
+
+@pytest.fixture
+def demo(recorder: support.Recorder, provider_db: Any) -> support.Recorder:
+    """The order demo's activities, counting calls; the provider keeps books in a test file."""
+    for name, handler in [
+        ("AssessFraudRisk", orders.assess_fraud_risk),
+        ("ChargeCard", orders.charge_card),
+        ("RefundCard", orders.refund_card),
+        ("ReserveInventory", orders.reserve_inventory),
+        ("ReleaseInventory", orders.release_inventory),
+        ("ShipPackage", orders.ship_package),
+        ("SendConfirmationEmail", orders.send_confirmation_email),
+    ]:
+        recorder.add(name, handler)
+    return recorder

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from activities import orders, provider
+from activities import provider
 from cli.main import main
 from engine import decider, definition, events, invoke, service, tables
 from tests.integration import actor_flows, support
@@ -66,22 +66,6 @@ States:
     Type: Succeed
 """
 """Two branches book a flight and a hotel; the car fails, so both bookings are undone."""
-
-
-@pytest.fixture
-def demo(recorder: Recorder, provider_db: Path) -> Recorder:
-    """The order activities, counting their calls; the provider keeps books in a test file."""
-    for name, handler in [
-        ("AssessFraudRisk", orders.assess_fraud_risk),
-        ("ChargeCard", orders.charge_card),
-        ("RefundCard", orders.refund_card),
-        ("ReserveInventory", orders.reserve_inventory),
-        ("ReleaseInventory", orders.release_inventory),
-        ("ShipPackage", orders.ship_package),
-        ("SendConfirmationEmail", orders.send_confirmation_email),
-    ]:
-        recorder.add(name, handler)
-    return recorder
 
 
 @pytest.fixture

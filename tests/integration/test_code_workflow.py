@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from activities import orders
 from cli.main import main
 from engine import adapter, definition, events, service, worker
 from tests.integration import flows, support
@@ -23,22 +22,6 @@ ORDER_V2 = support.ROOT / "definitions" / "order" / "v2.yaml"
 ORDER_CODE = "definitions/order_code/v1.py"
 QUEUES = ("default", "payments")
 WORKER_ARGS = ("--activities", "tests.integration.code_activities", "--poll", "0.05")
-
-
-@pytest.fixture
-def demo(recorder: Recorder) -> Recorder:
-    """The order activities, in a registry of this test, counting their calls."""
-    for name, handler in [
-        ("AssessFraudRisk", orders.assess_fraud_risk),
-        ("ChargeCard", orders.charge_card),
-        ("RefundCard", orders.refund_card),
-        ("ReserveInventory", orders.reserve_inventory),
-        ("ReleaseInventory", orders.release_inventory),
-        ("ShipPackage", orders.ship_package),
-        ("SendConfirmationEmail", orders.send_confirmation_email),
-    ]:
-        recorder.add(name, handler)
-    return recorder
 
 
 def order(order_id: str, **changes: Any) -> dict[str, Any]:

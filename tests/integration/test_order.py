@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from activities import orders, provider
+from activities import provider
 from engine import decider, definition, events, service, tables, worker
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
@@ -18,22 +18,6 @@ ORDER_V1 = support.ROOT / "definitions" / "order" / "v1.yaml"
 ORDER_V2 = support.ROOT / "definitions" / "order" / "v2.yaml"
 DAY = 86_400
 QUEUES = ("default", "payments")
-
-
-@pytest.fixture
-def demo(recorder: Recorder) -> Recorder:
-    """The order activities, in a registry of this test, counting their calls."""
-    for name, handler in [
-        ("AssessFraudRisk", orders.assess_fraud_risk),
-        ("ChargeCard", orders.charge_card),
-        ("RefundCard", orders.refund_card),
-        ("ReserveInventory", orders.reserve_inventory),
-        ("ReleaseInventory", orders.release_inventory),
-        ("ShipPackage", orders.ship_package),
-        ("SendConfirmationEmail", orders.send_confirmation_email),
-    ]:
-        recorder.add(name, handler)
-    return recorder
 
 
 @pytest.fixture
