@@ -222,6 +222,11 @@ def describe(ctx: click.Context, execution_id: str, as_json: bool) -> None:
         click.echo(f"  signal   {s['name']} (not consumed yet)")
     if view["compensated"]:
         click.echo(f"  undone   {', '.join(view['compensated'])}")
+    for r in view["refused"]:
+        click.echo(
+            f"  refused  {r['activity']} attempt {r['attempt']} {r['outcome']} on {r['worker']}"
+            f" at {r['refused_at']}: {r['reason']}"
+        )
 
 
 @click.command()

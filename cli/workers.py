@@ -1,4 +1,5 @@
-"""``cairn worker`` and ``cairn db upgrade``: the long-running process and the schema step."""
+"""``cairn worker``, ``cairn workers`` and ``cairn db upgrade``: the long-running process, who
+is running, and the schema step."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from types import FrameType
 import click
 
 from cli import common
-from engine import database, worker
+from engine import database, service, worker
 
 
 @click.command(name="worker")
@@ -41,7 +42,17 @@ from engine import database, worker
     default=0.2,
     show_default=True,
     metavar="SECONDS",
-    help="How often to look for work other processes created.",
+    help="How often to look for work and due timers even when no news of any came.",
+)
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=0.5),
+    default=service.DEFAULT_LEASE,
+    show_default=True,
+    envvar="CAIRN_LEASE_SECONDS",
+    metavar="SECONDS",
+    help="How long a task stays with this worker between renewals (without HeartbeatSeconds): "
+    "should the worker die, others take its tasks after this. Also CAIRN_LEASE_SECONDS.",
 )
 @click.pass_context
 def worker_command(
@@ -51,12 +62,15 @@ def worker_command(
     modules: tuple[str, ...],
     grace: float,
     poll: float,
+    lease: float,
 ) -> None:
     """Run activities and fire timers until stopped.
 
     Claims tasks of its queues for the activities it has, fires due timers, and takes over
-    the tasks of workers that died. SIGTERM or Ctrl-C stops claiming, lets running
-    activities finish within --grace seconds, and hands back the rest at once.
+    the tasks of workers that died once their lease runs out. New work wakes it at once
+    (PostgreSQL notifications; on SQLite, a cheap watch of the file). SIGTERM or Ctrl-C
+    stops claiming, lets running activities finish within --grace seconds, and hands back
+    the rest at once. `cairn workers` lists the workers running.
 
     \b
     Example:
@@ -72,6 +86,7 @@ def worker_command(
         concurrency=concurrency,
         grace=grace,
         poll=poll,
+        lease=lease,
         on_progress=_print_progress if on_tty else None,
     )
     stop = threading.Event()
@@ -81,16 +96,20 @@ def worker_command(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    runner.start()
     click.echo(
         f"worker {runner.id}: queues {', '.join(runner.queues)}; "
-        f"{len(registry)} activities; concurrency {concurrency}",
+        f"{len(registry)} activities; concurrency {concurrency}; lease {lease:g}s",
         err=True,
     )
-    runner.start()
     stop.wait()
     click.echo(f"worker {runner.id}: stopping (grace {grace:g}s)", err=True)
     released = runner.stop()
     click.echo(f"worker {runner.id}: stopped; {released} task(s) handed back", err=True)
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _print_progress(event: worker.Progress) -> None:
@@ -100,6 +119,40 @@ def _print_progress(event: worker.Progress) -> None:
         f"{claim.execution_id}  {claim.state} [{claim.activity}] attempt {claim.attempt}"
         f" {event.kind}{detail}",
         err=True,
+    )
+
+
+@click.command(name="workers")
+@click.option("--all", "everyone", is_flag=True, help="Also workers presumed dead lately.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def workers_command(ctx: click.Context, everyone: bool, as_json: bool) -> None:
+    """Workers running on this database: where, what they serve, how busy, last heartbeat.
+
+    A worker beats every third of its lease; one silent for a whole lease is presumed dead
+    (shown with --all) and its tasks go to other workers.
+    """
+    found = common.open_service(ctx).workers(everyone=everyone)
+    if as_json:
+        common.print_json(found)
+        return
+    if not found:
+        click.echo("no workers running" if not everyone else "no workers", err=True)
+        return
+    common.table(
+        [
+            (
+                w["id"],
+                w["host"],
+                w["pid"],
+                ",".join(w["queues"]),
+                _shorten(",".join(w["activities"]), 40),
+                f"{w['heartbeat_age']:.1f}s ago" + ("" if w["live"] else " (presumed dead)"),
+                f"{w['in_flight']}/{w['concurrency']}",
+            )
+            for w in found
+        ],
+        ["ID", "HOST", "PID", "QUEUES", "ACTIVITIES", "LAST HEARTBEAT", "IN FLIGHT"],
     )
 
 
@@ -118,4 +171,4 @@ def upgrade(ctx: click.Context) -> None:
     click.echo(f"schema at version {version}")
 
 
-COMMANDS = [worker_command, db_group]
+COMMANDS = [worker_command, workers_command, db_group]

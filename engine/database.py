@@ -3,19 +3,27 @@
 SQLite is the embedded default.  It runs in WAL mode with ``synchronous=FULL`` (every
 committed transition survives power loss; ``CAIRN_SQLITE_SYNCHRONOUS=NORMAL`` trades that for
 speed) and every writing transaction starts with ``BEGIN IMMEDIATE``, so that concurrent
-writers queue on the busy timeout instead of failing with "database is locked" when a read
-lock would have to be upgraded.
+writers never fail with "database is locked" when a read lock would have to be upgraded;
+Cairn's writers queue for the one write lock on ``writer_lock`` (any other writer still
+meets the busy timeout).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
 from engine import errors, tables
+
+try:
+    import fcntl as _flock
+except ImportError:  # not on POSIX: writers of other processes meet SQLite's busy handler
+    _flock = None  # type: ignore[assignment]
 
 DEFAULT_URL = "sqlite:///cairn.db"
 BUSY_TIMEOUT_MS = 60_000
@@ -80,6 +88,50 @@ def _sqlite(url: sa.URL) -> sa.Engine:
     return engine
 
 
+def writer_lock(engine: sa.Engine) -> contextlib.AbstractContextManager[Any]:
+    """What a writing transaction holds around its BEGIN ... COMMIT.
+
+    SQLite has one writer at a time, and its busy handler makes the others poll, sleeping
+    up to 100 ms a try and serving them in no order: under load a writer can wait seconds
+    while others come and go.  So writers queue here instead: threads of one process on a
+    lock, processes on an exclusive ``flock`` of a file beside the database, which the
+    kernel hands on the moment it is free.  PostgreSQL locks rows; it needs nothing.
+    """
+    if engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    database = engine.url.database
+    if not database or database == ":memory:" or _flock is None:
+        return threading.Lock()
+    return _FileWriterLock(f"{database}.lock")
+
+
+class _FileWriterLock:
+    """A lock shared by the threads of this process and, through ``flock``, other processes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            assert _flock is not None
+            _flock.flock(self._fd, _flock.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            assert _flock is not None and self._fd is not None
+            _flock.flock(self._fd, _flock.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
 def migrate(engine: sa.Engine) -> int:
     """Create or upgrade the schema; returns the version it is at.  Safe to run repeatedly."""
     with engine.begin() as conn:
@@ -96,4 +148,8 @@ def migrate(engine: sa.Engine) -> int:
                 f"the database schema is version {current}, newer than this Cairn "
                 f"({tables.SCHEMA_VERSION}); upgrade Cairn"
             )
-        return int(current)
+        if current < tables.SCHEMA_VERSION:
+            # Every step so far only added tables, which create_all made above:
+            # 2: workers, refused_outcomes.
+            conn.execute(tables.schema_version.update().values(version=tables.SCHEMA_VERSION))
+        return tables.SCHEMA_VERSION

@@ -276,12 +276,22 @@ class _Step:
                 else:
                     self.end_callback(task)
                     self.task_succeeded(task, result)
-            case events.FailTask(task_id=task_id, error=error, cause=cause, retryable=retry):
+            case events.FailTask(
+                task_id=task_id,
+                error=error,
+                cause=cause,
+                retryable=retry,
+                heartbeat_details=details,
+            ):
                 if task_id in tasks:
-                    self.task_failed(tasks[task_id], events.TASK_FAILED, error, cause, retry)
-            case events.TimeOutTask(task_id=task_id, error=error, cause=cause):
+                    task = tasks[task_id]
+                    self.task_failed(task, events.TASK_FAILED, error, cause, retry, details)
+            case events.TimeOutTask(
+                task_id=task_id, error=error, cause=cause, heartbeat_details=details
+            ):
                 if task_id in tasks:
-                    self.task_failed(tasks[task_id], events.TASK_TIMED_OUT, error, cause)
+                    task = tasks[task_id]
+                    self.task_failed(task, events.TASK_TIMED_OUT, error, cause, True, details)
             case events.Heartbeat(task_id=task_id):
                 task = tasks.get(task_id)
                 if task is not None and task.awaiting:
@@ -467,6 +477,7 @@ class _Step:
             timeout=spec.timeout,
             heartbeat=spec.heartbeat,
             **({"callback": True} if spec.callback else {}),
+            **_checkpoint(frame.checkpoint),
         )
 
     def task_succeeded(self, task: st.Task, result: JSON) -> None:
@@ -490,11 +501,26 @@ class _Step:
             self.complete_state(task.scope, result)
 
     def task_failed(
-        self, task: st.Task, kind: str, error: str, cause: str, retryable: bool = True
+        self,
+        task: st.Task,
+        kind: str,
+        error: str,
+        cause: str,
+        retryable: bool = True,
+        checkpoint: JSON = None,
     ) -> None:
-        """A task failed or timed out: record it, then retry, catch or fail its state."""
+        """A task failed or timed out: record it (with the last heartbeat details it left,
+        for the next attempt), then retry, catch or fail its state."""
         self.end_callback(task)
-        self.emit(kind, task.scope, task.state, task_id=task.id, error=error, cause=cause)
+        self.emit(
+            kind,
+            task.scope,
+            task.state,
+            task_id=task.id,
+            error=error,
+            cause=cause,
+            **_checkpoint(checkpoint),
+        )
         self.fail_state(task.scope, error, cause, retryable=retryable)
 
     # -- callbacks ------------------------------------------------------------------------
@@ -791,6 +817,11 @@ class _Step:
             heartbeat=None,
             compensates=step.seq,
         )
+
+
+def _checkpoint(details: JSON) -> dict[str, JSON]:
+    """Heartbeat details for an event, when there are any (most tasks never leave one)."""
+    return {} if details is None else {"heartbeat_details": details}
 
 
 def _text(expression: Any, data: JSON, ctx: Mapping[str, JSON]) -> str | None:

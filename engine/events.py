@@ -18,10 +18,11 @@ EXECUTION_STARTED = "ExecutionStarted"  # execution_id, run, workflow, version, 
 STATE_ENTERED = "StateEntered"  # input, entry
 STATE_EXITED = "StateExited"  # output (absent when the state failed)
 TASK_SCHEDULED = "TaskScheduled"  # task_id, activity, input, attempt, key, queue, timeout...
+# (and heartbeat_details: the checkpoint an earlier attempt left, when there is one)
 TASK_STARTED = "TaskStarted"  # task_id, worker, attempt
 TASK_SUCCEEDED = "TaskSucceeded"  # task_id, result, compensable
-TASK_FAILED = "TaskFailed"  # task_id, error, cause
-TASK_TIMED_OUT = "TaskTimedOut"  # task_id, error, cause
+TASK_FAILED = "TaskFailed"  # task_id, error, cause (heartbeat_details: its last checkpoint)
+TASK_TIMED_OUT = "TaskTimedOut"  # task_id, error, cause (heartbeat_details: its last checkpoint)
 RETRY_SCHEDULED = "RetryScheduled"  # retrier, retry, delay, error
 TIMER_STARTED = "TimerStarted"  # timer_id, due, purpose (wait | retry | execution)
 TIMER_FIRED = "TimerFired"  # timer_id
@@ -125,6 +126,8 @@ class FailTask:
     error: str
     cause: str
     retryable: bool = True
+    heartbeat_details: JSON = None
+    """The details of the attempt's last heartbeat, handed to the next attempt."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,6 +137,8 @@ class TimeOutTask:
     task_id: str
     error: str
     cause: str
+    heartbeat_details: JSON = None
+    """The details of the attempt's last heartbeat, handed to the next attempt."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

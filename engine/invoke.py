@@ -35,6 +35,8 @@ class Context:
     idempotency_key: str
     heartbeat_details: JSON = None
     """The details of the last heartbeat of an earlier attempt: where to resume from."""
+    worker: str = ""
+    """The worker running this attempt (the owner of its lease)."""
     _beat: Callable[[JSON], bool] = field(default=lambda details: True, repr=False)
     cancelled: bool = False
     """Set by a heartbeat that found the task gone (cancelled, or taken over): stop early."""

@@ -28,7 +28,14 @@ from engine.expressions import JSON
 from engine.invoke import PAYLOAD_LIMIT
 
 DEFAULT_LEASE = 30.0
-"""Lease of a task without HeartbeatSeconds; the worker renews it while the activity runs."""
+"""Lease of a task without HeartbeatSeconds; the worker renews it while the activity runs.
+
+A worker presumed dead holds its tasks this long.  ``cairn worker --lease`` (or
+``CAIRN_LEASE_SECONDS``) changes it per worker: shorter hands a dead worker's tasks on
+sooner, at the price of more renewals.
+"""
+WORKER_FORGOTTEN_AFTER = 3600.0
+"""A worker presumed dead stays listed (``cairn workers --all``) this long, then is dropped."""
 CONFLICT_RETRIES = 20
 RECENTLY_CLOSED = 1024
 MAX_RUNS_PER_STEP = 1000
@@ -39,7 +46,7 @@ _HANDOFFS = "cairn_handoffs"
 _WRITTEN = "cairn_written"
 """Connection info: the states this transaction wrote, remembered once it commits."""
 _UNLEASED = "cairn_unleased"
-"""Connection info flag: the transaction queued tasks that nobody holds yet."""
+"""Connection info: the queues to which the transaction added tasks that nobody holds yet."""
 _PARENT_CLOSED = "cairn_parent_closed"
 """Connection info flag: a child's closing closed its parent in this transaction."""
 
@@ -84,6 +91,43 @@ class Claim:
     deadline: float | None
     started_at: float
     heartbeat_details: JSON = None
+    lease: float = DEFAULT_LEASE
+    """How long the worker's lease lasts between renewals (without HeartbeatSeconds)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Started:
+    """Which worker began a task, and when: recorded as TaskStarted if it is not yet."""
+
+    task_id: str
+    worker: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Presence:
+    """A worker as the workers table lists it."""
+
+    id: str
+    host: str
+    pid: int
+    queues: Sequence[str]
+    activities: Sequence[str]
+    concurrency: int
+    lease: float
+    started_at: float
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "queues": list(self.queues),
+            "activities": sorted(self.activities),
+            "concurrency": self.concurrency,
+            "lease": self.lease,
+            "started_at": self.started_at,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +138,7 @@ class Offer:
     queues: Collection[str]
     activities: Collection[str]
     slots: int = 1
+    lease: float = DEFAULT_LEASE
 
 
 @dataclass(slots=True)
@@ -159,18 +204,18 @@ class Service:
         self.closed = Notifier()
         """Notified when an execution closed in this process."""
         self._definitions: dict[tuple[str, int], model.Definition] = {}
+        self.work = Notifier()
+        """Notified when tasks may be claimable: queued here, announced by another process
+        (a worker's listener), or a slot fell idle while work was left over."""
         self._parked: list[Parked] = []
         self._parked_lock = threading.Lock()
-        self._work_generation = 0
         self._leaving: set[str] = set()
         """Workers that stopped: their slots park no more."""
         self._states: OrderedDict[str, st.Execution] = OrderedDict()
         """The last state this process wrote per execution; used while it is still current."""
         self._recently_closed: OrderedDict[str, dict[str, Any]] = OrderedDict()
         """Views of executions that closed in this process: ``wait`` needs no read for them."""
-        self._writer: contextlib.AbstractContextManager[Any] = (
-            threading.Lock() if db.dialect.name == "sqlite" else contextlib.nullcontext()
-        )
+        self._writer = database.writer_lock(db)
 
     # -- definitions ----------------------------------------------------------------------
     def deploy(self, document: definition.Document) -> Deployed:
@@ -312,7 +357,7 @@ class Service:
         execution_id: str,
         commands: Sequence[events.Command],
         offer: Offer | None,
-        started: tuple[Claim, str] | None = None,
+        started: Started | None = None,
     ) -> tuple[st.Execution, list[Claim]]:
         loaded = store.load(conn, execution_id, self._states.get(execution_id))
         if loaded is None:
@@ -323,13 +368,12 @@ class Service:
         new_events: list[events.Event] = []
         gone = None
         if started is not None:
-            claim, worker = started
-            gone = claim.task_id
-            task = state.tasks.get(claim.task_id)
-            if task is not None and task.worker != worker:
+            gone = started.task_id
+            task = state.tasks.get(started.task_id)
+            if task is not None and task.worker != started.worker:
                 # Claimed by polling: record when and by whom it started, at its real time.
-                begin = events.BeginTask(task_id=claim.task_id, worker=worker)
-                decision = decider.decide(spec, state, begin, claim.started_at)
+                begin = events.BeginTask(task_id=started.task_id, worker=started.worker)
+                decision = decider.decide(spec, state, begin, started.at)
                 state = decision.state
                 new_events.extend(decision.events)
         for command in commands:
@@ -341,7 +385,7 @@ class Service:
         mine: list[str] = []
         if offer is not None:
             for task in _takeable(loaded.state, state, offer):
-                state = self._lease(spec, state, task, offer.worker, now, leases, new_events)
+                state = self._lease(spec, state, task, offer, now, leases, new_events)
                 mine.append(task.id)
         state = self._hand_off(conn, spec, loaded.state, state, now, leases, new_events)
         if new_events:
@@ -357,24 +401,25 @@ class Service:
                 gone=gone,
             )
         self._cascade(conn, loaded, state, new_events)
-        return state, [_claim(execution_id, state.tasks[t], now) for t in mine]
+        lease = offer.lease if offer is not None else DEFAULT_LEASE
+        return state, [_claim(execution_id, state.tasks[t], now, lease) for t in mine]
 
     def _lease(
         self,
         spec: model.Definition,
         state: st.Execution,
         task: st.Task,
-        worker: str,
+        offer: Offer,
         now: float,
         leases: dict[str, tuple[str, float]],
         new_events: list[events.Event],
     ) -> st.Execution:
-        """Lease a new task to ``worker`` in this transaction, recording that it started."""
-        decision = decider.decide(
-            spec, state, events.BeginTask(task_id=task.id, worker=worker), now
-        )
+        """Lease a new task to the offering worker in this transaction, recording that it
+        started."""
+        begin = events.BeginTask(task_id=task.id, worker=offer.worker)
+        decision = decider.decide(spec, state, begin, now)
         new_events.extend(decision.events)
-        leases[task.id] = (worker, now + lease_for(task.heartbeat, task.timeout))
+        leases[task.id] = (offer.worker, now + lease_for(task.heartbeat, task.timeout, offer.lease))
         return decision.state
 
     def _hand_off(
@@ -396,8 +441,9 @@ class Service:
             slot = self._take_parked(task)
             if slot is None:
                 continue
-            state = self._lease(spec, state, task, slot.offer.worker, now, leases, new_events)
-            conn.info[_HANDOFFS].append((slot, _claim(state.id, state.tasks[task.id], now)))
+            state = self._lease(spec, state, task, slot.offer, now, leases, new_events)
+            claim = _claim(state.id, state.tasks[task.id], now, slot.offer.lease)
+            conn.info[_HANDOFFS].append((slot, claim))
         return state
 
     def _settle(
@@ -520,8 +566,9 @@ class Service:
         store.delete_tasks(conn, [k for k in old.tasks if k not in state.tasks and k != gone])
         new = [t for k, t in state.tasks.items() if k not in old.tasks]
         store.insert_tasks(conn, execution_id, new, now, leases)
-        if any(t.id not in leases for t in new):
-            conn.info[_UNLEASED] = True
+        for t in new:
+            if t.id not in leases:
+                conn.info.setdefault(_UNLEASED, set()).add(t.queue)
         store.delete_timers(conn, [k for k in old.timers if k not in state.timers])
         store.insert_timers(
             conn, execution_id, [t for k, t in state.timers.items() if k not in old.timers]
@@ -531,52 +578,43 @@ class Service:
     def claim(self, offer: Offer) -> list[Claim]:
         """Lease up to ``offer.slots`` available tasks of the offered queues and activities.
 
-        Only the task row changes: TaskStarted is recorded with the task's outcome, so a
-        claim costs one small transaction and never touches the execution.
+        One statement leases them all: on PostgreSQL a single round trip in which claimers
+        skip each other's locked rows.  Only task rows change: TaskStarted is recorded with
+        the task's outcome, so a claim never touches the execution.
         """
         if not offer.queues or not offer.activities or offer.slots < 1:
             return []
-        T = tables.tasks
+        queues, names = sorted(offer.queues), sorted(offer.activities)
         now = self.clock()
-        query = (
-            sa.select(T)
-            .where(
-                T.c.queue.in_(list(offer.queues)),
-                T.c.activity.in_(list(offer.activities)),
-                T.c.lease_owner.is_(None),
-                T.c.available_at <= now,
+        args = (offer.worker, queues, names, offer.slots, offer.lease, now)
+        if self.db.dialect.name == "postgresql":
+            with self.db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                leased = store.claim(conn, *args)
+        else:
+            # Look before locking: idle workers must not queue for SQLite's one write lock.
+            with self.read() as conn:
+                if not store.claimable(conn, queues, names, now):
+                    return []
+            with self.write() as conn:
+                leased = store.claim(conn, *args)
+        return [
+            Claim(
+                task_id=row.id,
+                execution_id=row.execution_id,
+                activity=row.activity,
+                state=row.state,
+                input=row.input,
+                attempt=row.attempt,
+                key=row.key,
+                timeout=row.timeout,
+                heartbeat=row.heartbeat,
+                deadline=None if row.timeout is None else now + row.timeout,
+                started_at=now,
+                heartbeat_details=row.heartbeat_details,
+                lease=offer.lease,
             )
-            .order_by(T.c.available_at)
-            .limit(offer.slots)
-        )
-        # Look before locking: idle workers poll often and must not queue for the write lock.
-        with self.read() as conn:
-            if conn.execute(query.with_only_columns(T.c.id)).first() is None:
-                return []
-        claimed: list[Claim] = []
-        with self.write() as conn:
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            for row in conn.execute(query).all():
-                expires = now + lease_for(row.heartbeat, row.timeout)
-                if store.lease(conn, row.id, offer.worker, expires, now):
-                    claimed.append(
-                        Claim(
-                            task_id=row.id,
-                            execution_id=row.execution_id,
-                            activity=row.activity,
-                            state=row.state,
-                            input=row.input,
-                            attempt=row.attempt,
-                            key=row.key,
-                            timeout=row.timeout,
-                            heartbeat=row.heartbeat,
-                            deadline=None if row.timeout is None else now + row.timeout,
-                            started_at=now,
-                            heartbeat_details=row.heartbeat_details,
-                        )
-                    )
-        return claimed
+            for row in leased
+        ]
 
     def finish(
         self,
@@ -585,15 +623,21 @@ class Service:
         outcome: events.CompleteTask | events.FailTask,
         offer: Offer | None = None,
     ) -> list[Claim] | None:
-        """Record a task's outcome (and claim what follows); None if the lease was lost."""
+        """Record a task's outcome (and claim what follows).
+
+        None if ``worker`` lost the lease: the outcome is then recorded as refused (see
+        ``refused``), never applied, since the task went back to the queue or is done.
+        """
+        started = Started(task_id=claim.task_id, worker=worker, at=claim.started_at)
         for attempt in range(CONFLICT_RETRIES):
             try:
                 with self.write() as conn:
                     store.lock(conn, claim.execution_id)
                     if not store.take_owned(conn, claim.task_id, worker):
+                        self._refuse(conn, claim, worker, outcome)
                         return None
                     state, claims = self._transition(
-                        conn, claim.execution_id, [outcome], offer, started=(claim, worker)
+                        conn, claim.execution_id, [outcome], offer, started
                     )
                     parent_closed = conn.info.pop(_PARENT_CLOSED, False)
                 self._announce(state, parent_closed)
@@ -606,10 +650,75 @@ class Service:
                     raise
         raise AssertionError("unreachable")
 
+    def _refuse(
+        self,
+        conn: sa.Connection,
+        claim: Claim,
+        worker: str,
+        outcome: events.CompleteTask | events.FailTask,
+    ) -> None:
+        """Keep an outcome that came after its worker lost the lease, with why it lost it."""
+        T = tables.tasks
+        row = conn.execute(sa.select(T.c.lease_owner).where(T.c.id == claim.task_id)).first()
+        if row is None:
+            reason = "the task is no longer pending: done by another worker, timed out or cancelled"
+        elif row.lease_owner is None:
+            reason = "the lease expired; the task waits for another worker"
+        else:
+            reason = f"the lease expired; worker {row.lease_owner} holds the task now"
+        brought: dict[str, Any]
+        if isinstance(outcome, events.FailTask):
+            brought = {"outcome": "failed", "error": outcome.error, "cause": outcome.cause}
+        else:
+            brought = {"outcome": "succeeded", "result": outcome.result}
+        conn.execute(
+            tables.refused_outcomes.insert().values(
+                execution_id=claim.execution_id,
+                task_id=claim.task_id,
+                state=claim.state,
+                activity=claim.activity,
+                attempt=claim.attempt,
+                key=claim.key,
+                worker=worker,
+                started_at=claim.started_at,
+                refused_at=self.clock(),
+                reason=reason,
+                **brought,
+            )
+        )
+
+    def refused(self, execution_id: str | None = None) -> list[dict[str, Any]]:
+        """Outcomes refused because their worker had lost the lease, oldest first."""
+        R = tables.refused_outcomes
+        query = sa.select(R).order_by(R.c.id)
+        if execution_id is not None:
+            query = query.where(R.c.execution_id == execution_id)
+        with self.read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            {
+                "execution_id": r.execution_id,
+                "task_id": r.task_id,
+                "state": r.state,
+                "activity": r.activity,
+                "attempt": r.attempt,
+                "key": r.key,
+                "worker": r.worker,
+                "outcome": r.outcome,
+                "result": r.result,
+                "error": r.error,
+                "cause": r.cause,
+                "started_at": decider.iso(r.started_at),
+                "refused_at": decider.iso(r.refused_at),
+                "reason": r.reason,
+            }
+            for r in rows
+        ]
+
     def renew(self, claim: Claim, worker: str, details: JSON = None) -> bool:
         """Extend a lease (a heartbeat); False when the worker no longer holds it."""
         T = tables.tasks
-        expires = self.clock() + lease_for(claim.heartbeat, None)
+        expires = self.clock() + lease_for(claim.heartbeat, None, claim.lease)
         if claim.deadline is not None:
             expires = min(expires, claim.deadline)
         values: dict[str, Any] = {"lease_expires_at": expires}
@@ -622,6 +731,91 @@ class Service:
                 .values(**values)
             )
         return result.rowcount == 1
+
+    def beat(self, presence: Presence, running: Collection[Claim] = ()) -> None:
+        """A worker's heartbeat: it is alive, and so are the leases of its running tasks.
+
+        Renews the tasks without HeartbeatSeconds (those with it are kept alive by their
+        activity's own heartbeats), registers the worker again should its row have been
+        dropped, and forgets workers presumed dead long ago.
+        """
+        W = tables.workers
+        now = self.clock()
+        with self.write() as conn:
+            alive = {"heartbeat_at": now, "expires_at": now + presence.lease}
+            if not conn.execute(W.update().where(W.c.id == presence.id).values(**alive)).rowcount:
+                conn.execute(W.insert().values(**presence.row(), **alive))
+            ids = sorted(c.task_id for c in running if c.heartbeat is None)
+            store.renew(conn, presence.id, ids, now + presence.lease)
+            conn.execute(W.delete().where(W.c.expires_at < now - WORKER_FORGOTTEN_AFTER))
+
+    def release(self, worker: str, task_ids: Collection[str] | None = None) -> int:
+        """A stopping worker hands back its tasks (same attempt, same key) and leaves.
+
+        With ``task_ids``, only those tasks go back and the worker stays registered.
+        """
+        T, W = tables.tasks, tables.workers
+        held = T.c.lease_owner == worker
+        if task_ids is not None:
+            held = sa.and_(held, T.c.id.in_(list(task_ids)))
+        with self.write() as conn:
+            queues = [r.queue for r in conn.execute(sa.select(T.c.queue).where(held))]
+            if queues:
+                conn.execute(
+                    T.update()
+                    .where(held)
+                    .values(
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        started_at=None,
+                        available_at=self.clock(),
+                    )
+                )
+                conn.info.setdefault(_UNLEASED, set()).update(queues)
+            if task_ids is None:
+                conn.execute(W.delete().where(W.c.id == worker))
+        return len(queues)
+
+    def workers(self, *, everyone: bool = False) -> list[dict[str, Any]]:
+        """Registered workers with the tasks they hold; only live ones unless ``everyone``.
+
+        A worker is live while its last heartbeat is within its lease; after that it is
+        presumed dead and its tasks go to others as their leases run out.
+        """
+        W, T = tables.workers, tables.tasks
+        held = (
+            sa.select(T.c.lease_owner, sa.func.count().label("tasks"))
+            .where(T.c.lease_owner.is_not(None))
+            .group_by(T.c.lease_owner)
+            .subquery()
+        )
+        query = (
+            sa.select(W, held.c.tasks)
+            .outerjoin(held, held.c.lease_owner == W.c.id)
+            .order_by(W.c.host, W.c.started_at, W.c.id)
+        )
+        now = self.clock()
+        if not everyone:
+            query = query.where(W.c.expires_at > now)
+        with self.read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            {
+                "id": r.id,
+                "host": r.host,
+                "pid": r.pid,
+                "queues": r.queues,
+                "activities": r.activities,
+                "concurrency": r.concurrency,
+                "lease": r.lease,
+                "started_at": decider.iso(r.started_at),
+                "heartbeat_at": decider.iso(r.heartbeat_at),
+                "heartbeat_age": max(0.0, now - r.heartbeat_at),
+                "live": r.expires_at > now,
+                "in_flight": int(r.tasks or 0),
+            }
+            for r in rows
+        ]
 
     def fire_due_timers(self, limit: int = 100) -> int:
         """Fire timers whose time has come; returns how many fired."""
@@ -676,12 +870,17 @@ class Service:
                     values.update(lease_owner=None, lease_expires_at=None, started_at=None)
                     values["available_at"] = now
                     conn.execute(T.insert().values(**values))
+                    conn.info.setdefault(_UNLEASED, set()).add(row.queue)
                     continue
-                self.transition(
-                    row.execution_id,
-                    [events.TimeOutTask(task_id=row.id, error=error, cause=cause)],
-                    conn=conn,
+                # A polled claim has no TaskStarted yet: name the worker the attempt ran on.
+                started = Started(task_id=row.id, worker=row.lease_owner, at=row.started_at)
+                timed_out = events.TimeOutTask(
+                    task_id=row.id,
+                    error=error,
+                    cause=cause,
+                    heartbeat_details=row.heartbeat_details,
                 )
+                self._transition(conn, row.execution_id, [timed_out], None, started)
         if expired:
             self.closed.notify()
         return len(expired)
@@ -782,23 +981,28 @@ class Service:
     def write(self) -> Iterator[sa.Connection]:
         """A writing transaction.
 
-        On SQLite, threads of this process queue for the write lock here, in order, instead
-        of in SQLite's busy handler, which sleeps with growing back-off (up to 100 ms a try)
-        and serves waiters in no order; other processes still meet the busy timeout.
+        On SQLite, writers queue for the write lock here (``database.writer_lock``), threads
+        of this process and other processes alike, instead of in SQLite's busy handler.
+        Tasks it leaves unleased are announced: to this process's workers after the commit,
+        and on PostgreSQL to every listening worker by a notification sent with the commit.
         """
         with self._writer:
             handoffs: list[tuple[Parked, Claim]] = []
             written: list[st.Execution] = []
+            unleased: set[str] = set()
             try:
                 with self.db.begin() as conn:
                     conn.info[_HANDOFFS] = handoffs
                     conn.info[_WRITTEN] = written
                     try:
                         yield conn
+                        unleased = conn.info.get(_UNLEASED) or unleased
+                        if unleased:
+                            store.notify_work(conn, unleased)
                     finally:
                         conn.info.pop(_HANDOFFS, None)
                         conn.info.pop(_WRITTEN, None)
-                        unleased = conn.info.pop(_UNLEASED, False)
+                        conn.info.pop(_UNLEASED, None)
             except BaseException:
                 for slot, _ in handoffs:
                     slot.deliver(None)
@@ -808,40 +1012,39 @@ class Service:
         for slot, claim in handoffs:
             slot.deliver(claim)
         if unleased:
-            self._wake_one()
+            self.work.notify()
 
-    @property
-    def work_seen(self) -> int:
-        """A mark to hand to ``park``: work announced after it is not slept through."""
-        return self._work_generation
-
-    def _wake_one(self) -> None:
-        """Tasks were queued that no idle slot took: have one idle slot look."""
-        with self._parked_lock:
-            self._work_generation += 1
-            slot = self._parked.pop(0) if self._parked else None
-        if slot is not None:
-            slot.deliver(None)
-
-    def park(self, offer: Offer, timeout: float, seen: int) -> Claim | None:
-        """Wait, idle, to be handed a task created in this process.
-
-        Returns None after ``timeout``, or at once if work was queued since ``seen``
-        (``work_seen`` taken before the caller last looked for work).
-        """
+    def park(self, offer: Offer, on_parked: Callable[[], None] | None = None) -> Claim | None:
+        """Wait, idle, until handed a task: one created in this process, or one that a claim
+        for idle slots (``idle_slots``) took.  None when the worker stops."""
         slot = Parked(offer)
         with self._parked_lock:
-            if self._work_generation != seen or offer.worker in self._leaving:
+            if offer.worker in self._leaving:
                 return None
             self._parked.append(slot)
-        if not slot.wait(timeout):
-            with self._parked_lock:
-                if slot in self._parked:
-                    self._parked.remove(slot)
-                    return None
-            # A transaction took this slot: it delivers a task, or None if it rolled back.
-            slot.wait(None)
+        if on_parked is not None:
+            on_parked()
+        slot.wait(None)
         return slot.claim
+
+    def idle_slots(self, worker: str) -> list[Parked]:
+        """Take ``worker``'s idle slots out of the hand-off pool, to claim tasks for them.
+
+        Deliver a claim to each, or give the rest back with ``return_slots``.
+        """
+        with self._parked_lock:
+            mine = [p for p in self._parked if p.offer.worker == worker]
+            if mine:
+                self._parked = [p for p in self._parked if p.offer.worker != worker]
+        return mine
+
+    def return_slots(self, slots: Collection[Parked]) -> None:
+        """Slots taken by ``idle_slots`` that got nothing wait again (or end, when stopping)."""
+        with self._parked_lock:
+            leaving = [p for p in slots if p.offer.worker in self._leaving]
+            self._parked.extend(p for p in slots if p.offer.worker not in self._leaving)
+        for slot in leaving:
+            slot.deliver(None)
 
     def unpark(self, worker: str) -> None:
         """A stopping worker's idle slots take nothing more."""
@@ -851,6 +1054,7 @@ class Service:
             self._parked = [p for p in self._parked if p.offer.worker != worker]
         for slot in leaving:
             slot.deliver(None)
+        self.work.notify()
 
     def _take_parked(self, task: st.Task) -> Parked | None:
         with self._parked_lock:
@@ -928,6 +1132,7 @@ class Service:
         ]
         view["signals"] = [{"name": s.name, "payload": s.payload} for s in state.signals]
         view["compensated"] = [c.state for c in state.completions if c.compensated]
+        view["refused"] = self.refused(execution_id)
         return view
 
     def query(self, execution_id: str, name: str) -> JSON:
@@ -1004,7 +1209,10 @@ class Service:
                 raise NotFound(f"no execution {execution_id!r}")
             history = store.history(conn, execution_id, run=row.run)
         folded = json.loads(json.dumps(st.to_json(st.fold(history))))
-        return folded == row.snapshot, folded, row.snapshot
+        # Read through the model, so that a snapshot written before a field was added (and
+        # so without it) compares by its meaning; an unknown field still fails to load.
+        stored = json.loads(json.dumps(st.to_json(st.from_json(row.snapshot))))
+        return folded == stored, folded, stored
 
     def history(self, execution_id: str) -> list[events.Event]:
         with self.read() as conn:
@@ -1052,10 +1260,11 @@ def _lost_race(exc: sa.exc.DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
 
 
-def lease_for(heartbeat: int | None, timeout: int | None) -> float:
-    """How long a fresh lease lasts: the heartbeat interval, capped by the task timeout."""
-    lease = float(heartbeat) if heartbeat is not None else DEFAULT_LEASE
-    return min(lease, float(timeout)) if timeout is not None else lease
+def lease_for(heartbeat: int | None, timeout: int | None, lease: float = DEFAULT_LEASE) -> float:
+    """How long a fresh lease lasts: the heartbeat interval, else the worker's lease, capped
+    by the task timeout (``store`` computes the same in SQL when it claims)."""
+    length = float(heartbeat) if heartbeat is not None else lease
+    return min(length, float(timeout)) if timeout is not None else length
 
 
 def _takeable(before: st.Execution, after: st.Execution, offer: Offer) -> list[st.Task]:
@@ -1064,7 +1273,7 @@ def _takeable(before: st.Execution, after: st.Execution, offer: Offer) -> list[s
     return fits[: offer.slots]
 
 
-def _claim(execution_id: str, task: st.Task, now: float) -> Claim:
+def _claim(execution_id: str, task: st.Task, now: float, lease: float) -> Claim:
     return Claim(
         task_id=task.id,
         execution_id=execution_id,
@@ -1077,6 +1286,8 @@ def _claim(execution_id: str, task: st.Task, now: float) -> Claim:
         heartbeat=task.heartbeat,
         deadline=None if task.timeout is None else now + task.timeout,
         started_at=now,
+        heartbeat_details=task.heartbeat_details,
+        lease=lease,
     )
 
 

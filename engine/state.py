@@ -32,6 +32,8 @@ class Frame:
     results: Mapping[str, JSON] = field(default_factory=dict)
     started: tuple[int, ...] = ()
     """Parallel branches or Map items started (by index); those without a result still run."""
+    checkpoint: JSON = None
+    """The last heartbeat details of a failed or timed-out attempt: the next attempt's start."""
 
     @property
     def retry_count(self) -> int:
@@ -57,6 +59,8 @@ class Task:
     callback: bool = False
     awaiting: bool = False
     """A callback task whose activity has run: it now waits for ``cairn complete``."""
+    heartbeat_details: JSON = None
+    """Where an earlier attempt left off (its last heartbeat), handed to this one."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -216,6 +220,7 @@ def evolve(state: Execution, event: events.Event) -> Execution:
                 heartbeat=d.get("heartbeat"),
                 compensates=d.get("compensates"),
                 callback=d.get("callback", False),
+                heartbeat_details=d.get("heartbeat_details"),
             )
             state = _update_frame(state, event.scope, task=task.id)
             return replace(state, seq=event.seq, tasks={**state.tasks, task.id: task})
@@ -238,6 +243,8 @@ def evolve(state: Execution, event: events.Event) -> Execution:
                 state = replace(state, completions=(*state.completions, done))
             return state
         case events.TASK_FAILED | events.TASK_TIMED_OUT:
+            if "heartbeat_details" in d and event.scope in state.frames:
+                state = _update_frame(state, event.scope, checkpoint=d["heartbeat_details"])
             return _finish_task(state, event)
         case events.CALLBACK_AWAITED:
             task = replace(state.tasks[d["task_id"]], awaiting=True, worker=None)

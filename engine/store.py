@@ -73,17 +73,74 @@ class _Sql:
         )
         self.insert_task = (
             "INSERT INTO tasks (id, execution_id, queue, activity, state, attempt, key, input, "
-            "timeout, heartbeat, available_at, lease_owner, lease_expires_at, started_at) "
-            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {j}, {p}, {p}, {p}, {p}, {p}, {p})"
+            "timeout, heartbeat, available_at, lease_owner, lease_expires_at, started_at, "
+            "heartbeat_details) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {j}, {p}, {p}, {p}, {p}, {p}, {p}, {j})"
         )
         self.delete_task = f"DELETE FROM tasks WHERE id = {p}"
         self.take_owned = f"DELETE FROM tasks WHERE id = {p} AND lease_owner = {p}"
-        self.lease = (
-            f"UPDATE tasks SET lease_owner = {p}, lease_expires_at = {p}, started_at = {p} "
-            f"WHERE id = {p} AND lease_owner IS NULL"
-        )
         self.insert_timer = f"INSERT INTO timers (id, execution_id, due_at) VALUES ({p}, {p}, {p})"
         self.delete_timer = f"DELETE FROM timers WHERE id = {p}"
+        # A fresh lease lasts the heartbeat interval, else the worker's lease, capped by the
+        # task's timeout: ``service.lease_for`` in SQL.
+        least = "LEAST" if self.postgres else "MIN"
+        self.lease_length = f"{least}(COALESCE(heartbeat, {p}), COALESCE(timeout, heartbeat, {p}))"
+        self.notify = "SELECT pg_notify(%s, %s)"
+        self._claims: dict[tuple[int, int], str] = {}
+
+    def claimable(self, queues: int, activities: int) -> str:
+        """Whether any task could be claimed: a cheap look before taking the write lock."""
+        return (
+            "SELECT 1 FROM tasks WHERE lease_owner IS NULL AND available_at <= ? "
+            f"AND queue IN ({', '.join(['?'] * queues)}) "
+            f"AND activity IN ({', '.join(['?'] * activities)}) LIMIT 1"
+        )
+
+    def claim(self, queues: int, activities: int) -> str:
+        """Lease up to N claimable tasks in one statement, returning what the workers need.
+
+        On PostgreSQL the candidates are locked with SKIP LOCKED, so concurrent claimers
+        never wait for each other and never take the same row; SQLite has one writer.
+        """
+        statement = self._claims.get((queues, activities))
+        if statement is None:
+            returning = (
+                "RETURNING tasks.id, execution_id, activity, state, input, attempt, key, "
+                "timeout, heartbeat, heartbeat_details, lease_expires_at"
+            )
+            if self.postgres:
+                # A materialised CTE: as a plain IN (subquery) the planner may run the
+                # subquery more than once and lease more rows than the LIMIT.
+                statement = (
+                    "WITH picked AS MATERIALIZED (SELECT id FROM tasks "
+                    "WHERE queue = ANY(%s) AND activity = ANY(%s) AND lease_owner IS NULL "
+                    "AND available_at <= %s ORDER BY available_at LIMIT %s "
+                    "FOR UPDATE SKIP LOCKED) "
+                    "UPDATE tasks SET lease_owner = %s, started_at = %s, "
+                    f"lease_expires_at = %s + {self.lease_length} "
+                    f"FROM picked WHERE tasks.id = picked.id {returning}"
+                )
+            else:
+                statement = (
+                    "UPDATE tasks SET lease_owner = ?, started_at = ?, "
+                    f"lease_expires_at = ? + {self.lease_length} "
+                    "WHERE lease_owner IS NULL AND id IN (SELECT id FROM tasks "
+                    f"WHERE queue IN ({', '.join(['?'] * queues)}) "
+                    f"AND activity IN ({', '.join(['?'] * activities)}) "
+                    "AND lease_owner IS NULL AND available_at <= ? "
+                    f"ORDER BY available_at LIMIT ?) {returning}"
+                )
+            self._claims[(queues, activities)] = statement
+        return statement
+
+    def renew(self, tasks: int) -> str:
+        """Extend the leases of a worker's running tasks, never past their timeout."""
+        p = "%s" if self.postgres else "?"
+        return (
+            f"UPDATE tasks SET lease_expires_at = CASE WHEN timeout IS NOT NULL "
+            f"AND started_at + timeout < {p} THEN started_at + timeout ELSE {p} END "
+            f"WHERE lease_owner = {p} AND id IN ({', '.join([p] * tasks)})"
+        )
 
 
 _DIALECTS = {name: _Sql(name) for name in ("sqlite", "postgresql")}
@@ -122,6 +179,9 @@ class _Cursor:
 
     def fetchone(self) -> Any:
         return self.cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self.cursor.fetchall())
 
     @property
     def rowcount(self) -> int:
@@ -285,6 +345,7 @@ def insert_tasks(
             leases[t.id][0] if t.id in leases else None,
             leases[t.id][1] if t.id in leases else None,
             now if t.id in leases else None,
+            _json(t.heartbeat_details),
         )
         for t in new
     ]
@@ -355,11 +416,109 @@ def take_owned(conn: sa.Connection, task_id: str, owner: str) -> bool:
     return bool(cursor.rowcount == 1)
 
 
-def lease(conn: sa.Connection, task_id: str, owner: str, expires: float, now: float) -> bool:
-    """Lease an unclaimed task to ``owner``; False if someone else took it first."""
+WORK_CHANNEL = "cairn_work"
+"""PostgreSQL notification channel: its payload is the queue that got claimable tasks."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Leased:
+    """A task row just leased by ``claim``."""
+
+    id: str
+    execution_id: str
+    activity: str
+    state: str
+    input: JSON
+    attempt: int
+    key: str
+    timeout: int | None
+    heartbeat: int | None
+    heartbeat_details: JSON
+    expires: float
+
+
+def claim(
+    conn: sa.Connection,
+    owner: str,
+    queues: Sequence[str],
+    activities: Sequence[str],
+    limit: int,
+    lease: float,
+    now: float,
+) -> list[Leased]:
+    """Lease up to ``limit`` available tasks of ``queues`` and ``activities`` to ``owner``."""
     sql, cursor = _driver(conn)
-    cursor.execute(sql.lease, (owner, expires, now, task_id))
-    return bool(cursor.rowcount == 1)
+    lease_values = (owner, now, now, lease, lease)
+    params: tuple[Any, ...]
+    if sql.postgres:
+        params = (list(queues), list(activities), now, limit, *lease_values)
+    else:
+        params = (*lease_values, *queues, *activities, now, limit)
+    cursor.execute(sql.claim(len(queues), len(activities)), params)
+    rows = cursor.fetchall()
+    cursor.close()
+    decode = _as_is if sql.postgres else _decode
+    return [
+        Leased(
+            id=r[0],
+            execution_id=r[1],
+            activity=r[2],
+            state=r[3],
+            input=decode(r[4]),
+            attempt=r[5],
+            key=r[6],
+            timeout=r[7],
+            heartbeat=r[8],
+            heartbeat_details=decode(r[9]),
+            expires=r[10],
+        )
+        for r in rows
+    ]
+
+
+def sqlite_claimable(queues: int, activities: int) -> str:
+    """The SQLite look for a claimable task: now, the queues, then the activities."""
+    return _DIALECTS["sqlite"].claimable(queues, activities)
+
+
+def claimable(
+    conn: sa.Connection, queues: Sequence[str], activities: Sequence[str], now: float
+) -> bool:
+    """Whether a claim would find a task (SQLite, before it takes the write lock)."""
+    sql, cursor = _driver(conn)
+    cursor.execute(sql.claimable(len(queues), len(activities)), (now, *queues, *activities))
+    found = cursor.fetchone() is not None
+    cursor.close()
+    return found
+
+
+def renew(conn: sa.Connection, owner: str, task_ids: Sequence[str], expires: float) -> int:
+    """Extend ``owner``'s leases of ``task_ids`` to ``expires`` (or their timeout)."""
+    if not task_ids:
+        return 0
+    sql, cursor = _driver(conn)
+    cursor.execute(sql.renew(len(task_ids)), (expires, expires, owner, *task_ids))
+    count = cursor.rowcount
+    cursor.close()
+    return int(count)
+
+
+def notify_work(conn: sa.Connection, queues: Iterable[str]) -> None:
+    """Tell listening workers (PostgreSQL) that these queues got tasks, once this commits."""
+    if conn.dialect.name != "postgresql":
+        return
+    sql, cursor = _driver(conn)
+    cursor.executemany(sql.notify, [(WORK_CHANNEL, q) for q in sorted(queues)])
+    cursor.close()
+
+
+def _as_is(value: Any) -> JSON:
+    return value
+
+
+def _decode(value: Any) -> JSON:
+    # A JSON column has numeric affinity on SQLite: a bare number comes back as one.
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 def json_size(value: JSON) -> int:

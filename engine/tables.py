@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-SCHEMA_VERSION = 1
-"""Bumped by every change to the tables below, with a step in ``engine.database.upgrade``."""
+SCHEMA_VERSION = 2
+"""Bumped by every change to the tables below, with a step in ``engine.database.migrate``."""
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
@@ -98,3 +98,47 @@ timers = sa.Table(
     sa.Index("timers_by_due", "due_at"),
     sa.Index("timers_by_execution", "execution_id"),
 )
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("queues", JSONType, nullable=False),
+    sa.Column("activities", JSONType, nullable=False),
+    sa.Column("concurrency", sa.Integer, nullable=False),
+    sa.Column("lease", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index("workers_by_expiry", "expires_at"),
+)
+"""Running workers; a row whose ``expires_at`` passed belongs to a worker presumed dead."""
+
+refused_outcomes = sa.Table(
+    "refused_outcomes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("execution_id", sa.String(200), nullable=False),
+    sa.Column("task_id", sa.String(300), nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("activity", sa.String(200), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("worker", sa.String(200), nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("result", JSONType),
+    sa.Column("error", sa.Text),
+    sa.Column("cause", sa.Text),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("refused_at", sa.Float, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Index("refused_by_execution", "execution_id"),
+)
+"""Outcomes that came after their worker had lost the lease: kept, never applied.
+
+Not events: the history holds what happened to the execution, and a refused outcome changed
+nothing there.  A row per refusal lets an operator see which attempts ran more than once and
+where, without every reader of a history having to skip entries that fold to nothing.
+"""

@@ -1,14 +1,20 @@
 """The worker: claims tasks it can run, runs them, records outcomes, fires due timers.
 
-Workers pull; nothing pushes.  Each slot thread reads top to bottom: stop flag, claim, run,
-record (claiming the next task in the same transaction), repeat.  One maintenance thread
-fires due timers, expires dead leases and renews the leases of long activities.  A stop
-lets running activities finish within a grace period, then hands back what is left so
+Workers pull; nothing pushes.  Each slot thread reads top to bottom: stop flag, wait to be
+handed a task, run it, record it (claiming the next task of the execution in the same
+transaction), repeat.  Slots never poll: a task queued in this process is handed to an idle
+slot by the transaction that queues it, and one dispatcher thread claims, in one statement,
+tasks for all idle slots when work may be waiting: announced here, heard from another
+process by the listener thread (``engine.wakeup``), left over from a busy moment, or every
+``poll`` seconds.  One maintenance thread fires due timers, expires dead leases, and beats:
+it keeps this worker listed as alive and renews the leases of its running activities.  A
+stop lets running activities finish within a grace period, then hands back what is left so
 another worker can take it at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -16,16 +22,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from engine import activities, events, invoke, service, tables
+from engine import activities, events, invoke, service, tables, wakeup
 from engine.expressions import JSON
 
 log = logging.getLogger("cairn.worker")
 
-RENEW_EVERY = service.DEFAULT_LEASE / 3
+LISTEN_SLICE = 0.5
+"""The listener's longest wait at a time: how soon it notices that the worker stopped."""
+RECORDING_TIMEOUT = 10.0
+"""How long a stopping worker waits, past its grace period, for outcomes being recorded."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,12 +44,6 @@ class Progress:
     kind: str  # started | succeeded | failed | lost
     claim: service.Claim
     detail: str = ""
-
-
-@dataclass(slots=True)
-class _InFlight:
-    claim: service.Claim
-    since: float = field(default_factory=time.monotonic)
 
 
 class Worker:
@@ -55,6 +58,7 @@ class Worker:
         concurrency: int = 4,
         poll: float = 0.2,
         grace: float = 30.0,
+        lease: float = service.DEFAULT_LEASE,
         worker_id: str | None = None,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> None:
@@ -64,25 +68,49 @@ class Worker:
         self.concurrency = concurrency
         self.poll = poll
         self.grace = grace
+        self.lease = lease
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.on_progress = on_progress
         self.stopping = threading.Event()
-        self._in_flight: dict[str, _InFlight] = {}
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-
-    @property
-    def offer(self) -> service.Offer:
-        return service.Offer(
-            worker=self.id, queues=self.queues, activities=tuple(self.registry), slots=1
+        self.offer = service.Offer(
+            worker=self.id,
+            queues=self.queues,
+            activities=tuple(registry),
+            slots=1,
+            lease=lease,
         )
+        self._in_flight: dict[str, service.Claim] = {}
+        """Claims whose activity is running."""
+        self._recording = 0
+        """Slots whose activity has returned and whose outcome is being recorded."""
+        self._lock = threading.Lock()
+        self._recorded = threading.Condition(self._lock)
+        self._threads: list[threading.Thread] = []
+        self._handed_back = 0
+        self._backlog = False
+        """The last look for work may have left tasks behind (every idle slot got one, or
+        none was idle): a slot that falls idle has the dispatcher look again."""
 
     # -- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
-        """Start the slot threads and the maintenance thread; returns at once."""
+        """Register the worker and start its threads; returns at once."""
+        self.presence = service.Presence(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self.queues,
+            activities=tuple(self.registry),
+            concurrency=self.concurrency,
+            lease=self.lease,
+            started_at=self.service.clock(),
+        )
+        self.service.beat(self.presence)
         for n in range(self.concurrency):
             self._spawn(self._slot, f"cairn-slot-{n}")
+        self._spawn(self._dispatch, "cairn-dispatch")
         self._spawn(self._maintain, "cairn-maintenance")
+        # Not waited for by ``stop``: it holds nothing, and ends within LISTEN_SLICE.
+        threading.Thread(target=self._listen, name="cairn-listen", daemon=True).start()
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -96,54 +124,36 @@ class Worker:
         deadline = time.monotonic() + (self.grace if grace is None else grace)
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        return self._release()
-
-    def _release(self) -> int:
-        """Hand back tasks still running after the grace period, same attempt, same key."""
-        T = tables.tasks
-        with self.service.write() as conn:
-            released = conn.execute(
-                T.update()
-                .where(T.c.lease_owner == self.id)
-                .values(
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    started_at=None,
-                    available_at=self.service.clock(),
-                )
-            ).rowcount
-        return int(released)
+        # An outcome that came within the grace period is recorded, not handed back: only
+        # activities still running go to other workers.
+        with self._recorded:
+            self._recorded.wait_for(lambda: self._recording == 0, RECORDING_TIMEOUT)
+        return self._handed_back + self.service.release(self.id)
 
     # -- the slot loop --------------------------------------------------------------------
     def _slot(self) -> None:
         claim: service.Claim | None = None
-        seen = -1  # the work mark at the last look; -1: never looked
-        next_look = 0.0
-        while not self.stopping.is_set():
+        while True:
+            if claim is None and not self.stopping.is_set():
+                claim = self.service.park(self.offer, self._fell_idle)
             if claim is None:
-                # Look in the database when work was queued in this process since the last
-                # look, or every ``poll`` seconds for work queued by other processes.
-                if seen != self.service.work_seen or time.monotonic() >= next_look:
-                    seen = self.service.work_seen
-                    next_look = time.monotonic() + self.poll
-                    claim = self._claim_one()
-                if claim is None:
-                    # Idle: a task created in this process is handed over directly.
-                    wait = max(0.0, next_look - time.monotonic())
-                    claim = self.service.park(self.offer, wait, seen)
-            if claim is not None:
-                claim = self._run(claim)
+                return
+            if self.stopping.is_set():
+                # Handed over as the stop came: give it back now, not after the grace period.
+                try:
+                    self._handed_back += self.service.release(self.id, [claim.task_id])
+                except sa.exc.OperationalError as exc:
+                    log.warning("could not hand back %s yet: %s", claim.task_id, exc)
+                return
+            claim = self._run(claim)
 
-    def _claim_one(self) -> service.Claim | None:
-        try:
-            claims = self.service.claim(self.offer)
-        except sa.exc.OperationalError as exc:
-            log.warning("claim failed, will retry: %s", exc)
-            return None
-        return claims[0] if claims else None
+    def _fell_idle(self) -> None:
+        if self._backlog:
+            self.service.work.notify()
 
     def _run(self, claim: service.Claim) -> service.Claim | None:
         """Run one claimed task and record it; returns the next task claimed in passing."""
+        checkpoint = [claim.heartbeat_details]
         ctx = invoke.Context(
             execution_id=claim.execution_id,
             state=claim.state,
@@ -152,16 +162,24 @@ class Worker:
             attempt=claim.attempt,
             idempotency_key=claim.key,
             heartbeat_details=claim.heartbeat_details,
-            _beat=lambda details: self._heartbeat(claim, details),
+            worker=self.id,
+            _beat=lambda details: self._heartbeat(claim, details, checkpoint),
         )
         self._report("started", claim)
         with self._lock:
-            self._in_flight[claim.task_id] = _InFlight(claim)
+            self._in_flight[claim.task_id] = claim
         try:
             outcome = invoke.invoke(self.registry[claim.activity], claim.input, ctx)
-        finally:
+        except BaseException:
             with self._lock:
                 self._in_flight.pop(claim.task_id, None)
+            raise
+        with self._lock:
+            self._in_flight.pop(claim.task_id, None)
+            self._recording += 1
+        if isinstance(outcome, events.FailTask) and checkpoint[0] is not None:
+            # The next attempt starts from where this one got to.
+            outcome = dataclasses.replace(outcome, heartbeat_details=checkpoint[0])
         offer = None if self.stopping.is_set() else self.offer
         try:
             following = self.service.finish(claim, self.id, outcome, offer)  # type: ignore[arg-type]
@@ -171,6 +189,10 @@ class Worker:
             log.warning("could not record %s, it will run again: %s", claim.task_id, exc)
             self._report("lost", claim, f"could not record the outcome: {exc}")
             return None
+        finally:
+            with self._recorded:
+                self._recording -= 1
+                self._recorded.notify_all()
         if following is None:
             self._report("lost", claim, "the lease expired; another worker owns this task now")
             return None
@@ -180,8 +202,10 @@ class Worker:
             self._report("succeeded", claim)
         return following[0] if following else None
 
-    def _heartbeat(self, claim: service.Claim, details: JSON) -> bool:
+    def _heartbeat(self, claim: service.Claim, details: JSON, checkpoint: list[JSON]) -> bool:
         """Renew the lease for an activity; a database hiccup is not the activity's failure."""
+        if details is not None:
+            checkpoint[0] = details
         try:
             return self.service.renew(claim, self.id, details)
         except sa.exc.OperationalError as exc:
@@ -192,19 +216,70 @@ class Worker:
         if self.on_progress is not None:
             self.on_progress(Progress(kind=kind, claim=claim, detail=detail))
 
+    # -- finding work ---------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        """Claim tasks for the idle slots whenever work may be waiting."""
+        work = self.service.work
+        seen = -1  # the work notifier's generation at the last look
+        next_look = 0.0
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            if work.generation != seen or self._backlog or now >= next_look:
+                seen = work.generation
+                next_look = now + self.poll
+                try:
+                    self._backlog = self._fill_idle_slots()
+                except Exception:
+                    # A worker that stopped claiming would sit there looking alive.
+                    log.exception("looking for work failed, will look again")
+            work.wait(seen, max(0.0, next_look - time.monotonic()))
+
+    def _fill_idle_slots(self) -> bool:
+        """One claim for every idle slot; whether work may have been left behind."""
+        slots = self.service.idle_slots(self.id)
+        if not slots:
+            return True
+        claims: list[service.Claim] = []
+        try:
+            if not self.stopping.is_set():
+                claims = self.service.claim(dataclasses.replace(self.offer, slots=len(slots)))
+        except sa.exc.OperationalError as exc:
+            log.warning("claim failed, will retry: %s", exc)
+        finally:
+            for slot, claim in zip(slots, claims, strict=False):
+                slot.deliver(claim)
+            self.service.return_slots(slots[len(claims) :])
+        return len(claims) == len(slots)
+
+    def _listen(self) -> None:
+        """Hear of work queued by other processes (see ``engine.wakeup``)."""
+        listener = wakeup.listen(
+            self.service.db, self.queues, tuple(self.registry), self.service.clock
+        )
+        try:
+            while not self.stopping.is_set():
+                if listener.wait(LISTEN_SLICE):
+                    self.service.work.notify()
+        finally:
+            listener.close()
+
     # -- maintenance ----------------------------------------------------------------------
     def _maintain(self) -> None:
-        last_renew = time.monotonic()
+        next_beat = time.monotonic() + self.lease / 3
         while not self.stopping.is_set():
+            pause = self.poll
             try:
                 self.service.fire_due_timers()
                 self.service.expire_leases()
-                if time.monotonic() - last_renew >= RENEW_EVERY:
-                    self._renew_leases()
-                    last_renew = time.monotonic()
+                if time.monotonic() >= next_beat:
+                    with self._lock:
+                        running = list(self._in_flight.values())
+                    self.service.beat(self.presence, running)
+                    next_beat = time.monotonic() + self.lease / 3
+                pause = self._until_next_timer()
             except sa.exc.OperationalError as exc:
                 log.warning("maintenance failed, will retry: %s", exc)
-            self.stopping.wait(self._until_next_timer())
+            self.stopping.wait(max(0.0, min(pause, next_beat - time.monotonic())))
 
     def _until_next_timer(self) -> float:
         TM = tables.timers
@@ -213,10 +288,3 @@ class Worker:
         if due is None:
             return self.poll
         return max(0.0, min(self.poll, float(due) - self.service.clock()))
-
-    def _renew_leases(self) -> None:
-        """Keep the leases of long activities without HeartbeatSeconds alive."""
-        with self._lock:
-            running = [f.claim for f in self._in_flight.values() if f.claim.heartbeat is None]
-        for claim in running:
-            self.service.renew(claim, self.id)

@@ -178,10 +178,13 @@ def test_a_worker_stopped_past_its_grace_period_hands_its_task_back(
     (row,) = task_rows(svc)
     assert row.lease_owner is None
 
-    # The first run ends after all: its result comes too late and is not recorded.
+    # The first run ends after all: its result comes too late, is refused and kept aside.
     release.set()
     support.wait_until(lambda: [p.kind for p in seen] == ["started", "lost"], "the lost report")
     assert events.TASK_SUCCEEDED not in support.types_of(svc, execution_id)
+    (refused,) = svc.refused(execution_id)
+    assert (refused["worker"], refused["outcome"]) == (first.id, "succeeded")
+    assert refused["reason"] == "the lease expired; the task waits for another worker"
 
     start_worker(svc, recorder.registry)
     view = support.wait_closed(svc, execution_id)
