@@ -1,0 +1,56 @@
+"""Fixtures of the crash tests: the integration suite's databases, a journal, a cluster.
+
+Every test runs on SQLite and on PostgreSQL (``db_url`` and its rules come from
+tests/integration/conftest.py).  Workers are real ``cairn worker`` processes with short
+leases (``--lease``), so that a killed worker's tasks come back within a second or two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import database, service
+from tests.crash import handlers, harness
+from tests.integration import conftest as integration
+
+# The integration suite's fixtures, under the names tests ask for.
+postgres_server = integration.postgres_server
+db_url = integration.db_url
+_engines = integration._engines
+provider_db = integration.provider_db
+
+ACTIVITIES = "tests.crash.handlers"
+
+
+@pytest.fixture
+def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The file the crash activities journal their runs to (worker processes inherit it)."""
+    path = tmp_path / "journal.jsonl"
+    monkeypatch.setenv(handlers.JOURNAL, str(path))
+    return path
+
+
+@pytest.fixture
+def client(db_url: str) -> service.Service:
+    """A service with no worker of its own: it starts executions as another program would."""
+    return service.Service(database.connect(db_url, upgrade=True))
+
+
+@pytest.fixture
+def cluster(
+    db_url: str, journal: Path, provider_db: Path, client: service.Service
+) -> Iterator[Callable[..., harness.Cluster]]:
+    """Make clusters of worker processes on the test database; all are killed at the end."""
+    made: list[harness.Cluster] = []
+
+    def make(*args: str, **env: Any) -> harness.Cluster:
+        made.append(harness.Cluster(db_url, "--activities", ACTIVITIES, *args, **env))
+        return made[-1]
+
+    yield make
+    for group in made:
+        group.close()
