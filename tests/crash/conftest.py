@@ -26,6 +26,14 @@ provider_db = integration.provider_db
 ACTIVITIES = "tests.crash.handlers"
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what the chaos and redeploy tests counted: kills, re-runs and why, waits."""
+    if harness.REPORTS:
+        terminalreporter.section("crash harness")
+        for line in harness.REPORTS:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture
 def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The file the crash activities journal their runs to (worker processes inherit it)."""

@@ -337,8 +337,12 @@ def assert_history_names_workers(svc: service.Service, journal: Journal, ids: It
     return checked
 
 
+REPORTS: list[str] = []
+"""What the chaos and redeploy tests counted; pytest prints them at the end of every run."""
+
+
 def summary(label: str, **numbers: Any) -> str:
-    """One line for the test's output (``pytest -s`` shows it; reports quote it)."""
+    """One line of what a test counted, for the report at the end of the run."""
     text = f"{label}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in numbers.items())
-    print(text)
+    REPORTS.append(text)
     return text

@@ -119,7 +119,14 @@ def test_orders_survive_a_worker_killed_every_second(
         kills=len(kills),
         activities_run_twice=len(reruns),
         **{k.split(",")[0].replace(" ", "_"): n for k, n in kinds.items()},
+        which=which(reruns),
     )
+
+
+def which(reruns: list[harness.Rerun]) -> str:
+    """The activities that ran again, and how often: "(ChargeCard 2, ShipPackage 1)"."""
+    counts = Counter(r.run.activity.removeprefix("Crash.") for r in reruns)
+    return "(" + ", ".join(f"{name} {n}" for name, n in sorted(counts.items())) + ")"
 
 
 def test_orders_survive_a_rolling_redeploy(
@@ -186,6 +193,7 @@ def test_orders_survive_a_rolling_redeploy(
         seconds=f"{took:.1f}",
         workers_replaced=replaced,
         released_and_run_again=len(reruns),
+        which=which(reruns),
         longest_task_wait=f"{longest:.2f}s",
     )
     assert longest <= GRACE + POLL, sorted(waits)[-5:]
