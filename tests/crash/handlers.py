@@ -32,9 +32,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from activities import orders, provider
+from activities import provider
 from engine import ActivityError, activity
 from engine.invoke import Context
+from tests.integration import support
 
 JOURNAL = "CAIRN_CRASH_JOURNAL"
 HOLD = "CAIRN_CRASH_HOLD"
@@ -101,15 +102,7 @@ def _journaled(name: str, handler: Callable[[dict[str, Any], Context], Any]) -> 
     activity(f"Crash.{name}")(run)
 
 
-for _name, _handler in [
-    ("AssessFraudRisk", orders.assess_fraud_risk),
-    ("ChargeCard", orders.charge_card),
-    ("RefundCard", orders.refund_card),
-    ("ReserveInventory", orders.reserve_inventory),
-    ("ReleaseInventory", orders.release_inventory),
-    ("ShipPackage", orders.ship_package),
-    ("SendConfirmationEmail", orders.send_confirmation_email),
-]:
+for _name, _handler in support.ORDER_ACTIVITIES.items():
     _journaled(_name, _handler)
 
 

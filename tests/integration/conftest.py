@@ -20,7 +20,6 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from activities import orders
 from engine import activities, database, service, worker
 from tests.integration import support
 
@@ -182,14 +181,6 @@ def provider_db(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture
 def demo(recorder: support.Recorder, provider_db: Any) -> support.Recorder:
     """The order demo's activities, counting calls; the provider keeps books in a test file."""
-    for name, handler in [
-        ("AssessFraudRisk", orders.assess_fraud_risk),
-        ("ChargeCard", orders.charge_card),
-        ("RefundCard", orders.refund_card),
-        ("ReserveInventory", orders.reserve_inventory),
-        ("ReleaseInventory", orders.release_inventory),
-        ("ShipPackage", orders.ship_package),
-        ("SendConfirmationEmail", orders.send_confirmation_email),
-    ]:
+    for name, handler in support.ORDER_ACTIVITIES.items():
         recorder.add(name, handler)
     return recorder

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from activities import orders
 from engine import activities, definition, events, invoke, service
 from engine.expressions import JSON
 
@@ -29,6 +30,16 @@ START = 1_767_225_600.0
 """2026-01-01T00:00:00Z: where the fake clock starts."""
 DEADLINE = 30.0
 """How long a test waits for something that should happen within a second or two."""
+ORDER_ACTIVITIES: dict[str, Callable[..., Any]] = {
+    "AssessFraudRisk": orders.assess_fraud_risk,
+    "ChargeCard": orders.charge_card,
+    "RefundCard": orders.refund_card,
+    "ReserveInventory": orders.reserve_inventory,
+    "ReleaseInventory": orders.release_inventory,
+    "ShipPackage": orders.ship_package,
+    "SendConfirmationEmail": orders.send_confirmation_email,
+}
+"""The order demo's activities by name, for tests that wrap them to count or journal calls."""
 
 T = TypeVar("T")
 
