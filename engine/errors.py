@@ -35,3 +35,27 @@ class DefinitionError(CairnError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class NotFound(CairnError):
+    """No such execution, workflow or version."""
+
+    exit_code = 2
+
+
+class InvalidInput(CairnError):
+    """The input does not fit the workflow (InputSchema, JSON, size); nothing was started."""
+
+    exit_code = 2
+
+
+class UnknownTaskToken(CairnError):
+    """No task waits for this token: unknown, or already completed, timed out or cancelled."""
+
+    exit_code = 1
+
+
+class Conflict(CairnError):
+    """The request contradicts what is recorded (a different definition or input)."""
+
+    exit_code = 1

@@ -51,30 +51,6 @@ _PARENT_CLOSED = "cairn_parent_closed"
 """Connection info flag: a child's closing closed its parent in this transaction."""
 
 
-class NotFound(errors.CairnError):
-    """No such execution, workflow or version."""
-
-    exit_code = 2
-
-
-class InvalidInput(errors.CairnError):
-    """The input does not fit the workflow (InputSchema, JSON, size); nothing was started."""
-
-    exit_code = 2
-
-
-class UnknownTaskToken(errors.CairnError):
-    """No task waits for this token: unknown, or already completed, timed out or cancelled."""
-
-    exit_code = 1
-
-
-class Conflict(errors.CairnError):
-    """The request contradicts what is recorded (a different definition or input)."""
-
-    exit_code = 1
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Claim:
     """A task leased to a worker: what the activity needs to run."""
@@ -225,7 +201,7 @@ class Service:
             row = store.definition_row(conn, name, version)
             if row is not None:
                 if row.sha256 != document.sha256:
-                    raise Conflict(
+                    raise errors.Conflict(
                         f"{name} version {version} is already deployed with different content "
                         f"(sha256 {row.sha256[:12]}); deployed versions are immutable, "
                         f"give this one a new Version"
@@ -258,7 +234,9 @@ class Service:
             row = store.definition_row(conn, name, version)
         if row is None:
             which = name if version is None else f"{name}@{version}"
-            raise NotFound(f"no workflow {which} is deployed (deploy it with `cairn deploy`)")
+            raise errors.NotFound(
+                f"no workflow {which} is deployed (deploy it with `cairn deploy`)"
+            )
         key = (row.name, row.version)
         if key not in self._definitions:
             self._definitions[key] = model.build(row.body)
@@ -316,7 +294,7 @@ class Service:
             ]
             if differs:
                 was = f"{existing.workflow}@{existing.version}"
-                raise Conflict(
+                raise errors.Conflict(
                     f"execution {execution_id!r} already exists as {was} "
                     f"with a different {' and '.join(differs)}"
                 ) from None
@@ -361,7 +339,7 @@ class Service:
     ) -> tuple[st.Execution, list[Claim]]:
         loaded = store.load(conn, execution_id, self._states.get(execution_id))
         if loaded is None:
-            raise NotFound(f"no execution {execution_id!r}")
+            raise errors.NotFound(f"no execution {execution_id!r}")
         spec = self.definition(loaded.workflow, loaded.version)
         now = self.clock()
         state = loaded.state
@@ -531,7 +509,7 @@ class Service:
         try:
             spec = self.definition(child.workflow, child.version)
             _check_input(spec, child.input)
-        except (NotFound, InvalidInput) as exc:
+        except (errors.NotFound, errors.InvalidInput) as exc:
             refused = events.CloseChild(
                 child_id=child.id, status="FAILED", error="Workflow.StartFailed", cause=str(exc)
             )
@@ -919,7 +897,7 @@ class Service:
     def _by_token(self, token: str, command: events.Command) -> None:
         execution_id = token.rsplit(":", 2)[0]
         if token.count(":") < 2 or self._row(execution_id) is None:
-            raise UnknownTaskToken(f"unknown task token {token!r}")
+            raise errors.UnknownTaskToken(f"unknown task token {token!r}")
         # Looked up and applied in one transaction, the execution locked: of two completions
         # of one token that race, the second finds the task gone and is refused (checked
         # before the transaction, both passed and the second was dropped without a word).
@@ -930,12 +908,12 @@ class Service:
                     loaded = store.load(conn, execution_id, self._states.get(execution_id))
                     task = None if loaded is None else loaded.state.tasks.get(token)
                     if task is None:
-                        raise UnknownTaskToken(
+                        raise errors.UnknownTaskToken(
                             f"task token {token!r} is not waiting: it was completed, timed out "
                             "or cancelled"
                         )
                     if not task.callback:
-                        raise UnknownTaskToken(
+                        raise errors.UnknownTaskToken(
                             f"{token!r} is a task of state {task.state!r}, which is not a "
                             "Callback: true task; its worker completes it"
                         )
@@ -954,9 +932,9 @@ class Service:
         """Resume a failed or timed-out execution where it stopped; completed steps stay done."""
         row = self._row(execution_id)
         if row is None:
-            raise NotFound(f"no execution {execution_id!r}")
+            raise errors.NotFound(f"no execution {execution_id!r}")
         if row.status not in ("FAILED", "TIMED_OUT"):
-            raise Conflict(
+            raise errors.Conflict(
                 f"execution {execution_id!r} is {row.status}; only FAILED or "
                 "TIMED_OUT executions can be redriven"
             )
@@ -964,7 +942,7 @@ class Service:
         if state.status in ("FAILED", "TIMED_OUT") and state.seq == row.seq:
             stopped = st.from_json(row.snapshot).resume
             where = f"at its Fail state {stopped.state!r}" if stopped else "before any state"
-            raise Conflict(
+            raise errors.Conflict(
                 f"execution {execution_id!r} stopped {where}; redriving would only fail again"
             )
         return self.describe(execution_id)
@@ -972,9 +950,9 @@ class Service:
     def _require_running(self, execution_id: str) -> None:
         row = self._row(execution_id)
         if row is None:
-            raise NotFound(f"no execution {execution_id!r}")
+            raise errors.NotFound(f"no execution {execution_id!r}")
         if row.status != "RUNNING":
-            raise Conflict(f"execution {execution_id!r} is {row.status}, not running")
+            raise errors.Conflict(f"execution {execution_id!r} is {row.status}, not running")
 
     # -- reading --------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -1096,14 +1074,14 @@ class Service:
         with self.read() as conn:
             row = store.execution_view_row(conn, execution_id)
         if row is None:
-            raise NotFound(f"no execution {execution_id!r}")
+            raise errors.NotFound(f"no execution {execution_id!r}")
         return _view(row)
 
     def inspect(self, execution_id: str) -> dict[str, Any]:
         """The execution's view plus where it stands: active states, tasks, timers, signals."""
         row = self._row(execution_id)
         if row is None:
-            raise NotFound(f"no execution {execution_id!r}")
+            raise errors.NotFound(f"no execution {execution_id!r}")
         state = st.from_json(row.snapshot)
         view = _view(row)
         view["states"] = [
@@ -1143,11 +1121,13 @@ class Service:
         """
         row = self._row(execution_id)
         if row is None:
-            raise NotFound(f"no execution {execution_id!r}")
+            raise errors.NotFound(f"no execution {execution_id!r}")
         spec = self.definition(row.workflow, row.version)
         if name not in spec.queries:
             known = ", ".join(sorted(spec.queries)) or "none"
-            raise NotFound(f"{spec.name}@{spec.version} has no query {name!r} (queries: {known})")
+            raise errors.NotFound(
+                f"{spec.name}@{spec.version} has no query {name!r} (queries: {known})"
+            )
         state = st.from_json(row.snapshot)
         top = state.frames.get("")
         data = top.input if top is not None else state.output
@@ -1206,7 +1186,7 @@ class Service:
         with self.read() as conn:
             row = store.execution_row(conn, execution_id)
             if row is None:
-                raise NotFound(f"no execution {execution_id!r}")
+                raise errors.NotFound(f"no execution {execution_id!r}")
             history = store.history(conn, execution_id, run=row.run)
         folded = json.loads(json.dumps(st.to_json(st.fold(history))))
         # Read through the model, so that a snapshot written before a field was added (and
@@ -1217,7 +1197,7 @@ class Service:
     def history(self, execution_id: str) -> list[events.Event]:
         with self.read() as conn:
             if store.execution_row(conn, execution_id) is None:
-                raise NotFound(f"no execution {execution_id!r}")
+                raise errors.NotFound(f"no execution {execution_id!r}")
             return store.history(conn, execution_id)
 
     def wait(self, execution_id: str, timeout: float | None = None) -> dict[str, Any]:
@@ -1249,7 +1229,7 @@ def plain(value: JSON, what: str) -> JSON:
     try:
         return orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
     except (TypeError, orjson.JSONEncodeError) as exc:
-        raise InvalidInput(f"{what} is not JSON: {exc}") from exc
+        raise errors.InvalidInput(f"{what} is not JSON: {exc}") from exc
 
 
 def _lost_race(exc: sa.exc.DBAPIError) -> bool:
@@ -1293,7 +1273,7 @@ def _claim(execution_id: str, task: st.Task, now: float, lease: float) -> Claim:
 
 def _check_input(spec: model.Definition, input: JSON) -> None:
     if store.json_size(input) > PAYLOAD_LIMIT:
-        raise InvalidInput(f"the input is larger than {PAYLOAD_LIMIT // 1024} KiB")
+        raise errors.InvalidInput(f"the input is larger than {PAYLOAD_LIMIT // 1024} KiB")
     if spec.input_schema is None:
         return
     problems = sorted(
@@ -1302,7 +1282,7 @@ def _check_input(spec: model.Definition, input: JSON) -> None:
     )
     if problems:
         lines = [f"input{_path(list(p.absolute_path))}: {p.message}" for p in problems]
-        raise InvalidInput(
+        raise errors.InvalidInput(
             f"the input does not match the InputSchema of {spec.name}@{spec.version}: "
             + "; ".join(lines)
         )

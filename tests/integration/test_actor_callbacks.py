@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from engine import decider, events, invoke, service, tables
+from engine import decider, errors, events, invoke, service, tables
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 
@@ -97,14 +97,14 @@ def test_a_token_completes_its_task_once(
     assert recorder.count("Ask") == 1
 
     seq = len(approval.history("cb-ok"))
-    with pytest.raises(service.UnknownTaskToken, match="is not waiting"):
+    with pytest.raises(errors.UnknownTaskToken, match="is not waiting"):
         approval.complete(token, {"approved": False})
-    with pytest.raises(service.UnknownTaskToken, match="is not waiting"):
+    with pytest.raises(errors.UnknownTaskToken, match="is not waiting"):
         approval.complete(token, error="Rejected")
-    with pytest.raises(service.UnknownTaskToken):
+    with pytest.raises(errors.UnknownTaskToken):
         approval.heartbeat(token)
     for bogus in ("nonsense", "cb-ok:1:999", "nobody:1:3"):
-        with pytest.raises(service.UnknownTaskToken, match=r"unknown task token|is not waiting"):
+        with pytest.raises(errors.UnknownTaskToken, match=r"unknown task token|is not waiting"):
             approval.complete(bogus, {})
     assert len(approval.history("cb-ok")) == seq
     support.assert_replays(approval)
@@ -122,7 +122,7 @@ def race(db: Any, clock: FakeClock, token: str, answers: tuple[str, ...]) -> dic
         try:
             racer.complete(token, answer)
             outcomes[answer] = "completed"
-        except service.UnknownTaskToken:
+        except errors.UnknownTaskToken:
             outcomes[answer] = "refused"
 
     racers = [threading.Thread(target=complete, args=(a,)) for a in answers]
@@ -199,7 +199,7 @@ def test_heartbeats_hold_off_the_heartbeat_timeout_until_they_stop(
     (timed_out,) = support.history(approval, "cb-beat", events.TASK_TIMED_OUT)
     assert timed_out.details["task_id"] == token
     assert support.count_rows(approval, tables.timers) == 0
-    with pytest.raises(service.UnknownTaskToken):
+    with pytest.raises(errors.UnknownTaskToken):
         approval.complete(token, "too late")
     support.assert_replays(approval)
 
@@ -217,7 +217,7 @@ def test_the_task_timeout_ends_the_wait_for_the_token_despite_heartbeats(
     view = approval.describe("cb-slow")
     assert (view["status"], view["error"]) == ("FAILED", "States.Timeout")
     assert view["cause"] == "the token was not completed within 600s"
-    with pytest.raises(service.UnknownTaskToken):
+    with pytest.raises(errors.UnknownTaskToken):
         approval.heartbeat(token)
     support.assert_replays(approval)
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from engine import events, invoke, service, tables, worker
+from engine import errors, events, invoke, service, tables, worker
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 
@@ -118,9 +118,9 @@ def test_cancel_a_waiting_execution_drops_its_timers_and_closes_it(
     assert hold.fire_due_timers() == 0
 
     seq = len(hold.history(execution_id))
-    with pytest.raises(service.Conflict, match="is CANCELLED, not running"):
+    with pytest.raises(errors.Conflict, match="is CANCELLED, not running"):
         hold.cancel(execution_id)
-    with pytest.raises(service.NotFound):
+    with pytest.raises(errors.NotFound):
         hold.cancel("nobody")
     again = CliRunner().invoke(main, ["--db", db_url, "cancel", execution_id])
     assert again.exit_code == 1

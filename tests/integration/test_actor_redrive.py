@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from engine import ActivityError, events, invoke, service, tables
+from engine import ActivityError, errors, events, invoke, service, tables
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 
@@ -201,13 +201,13 @@ def test_redrive_a_timed_out_execution_restarts_its_clock(
 def test_what_cannot_be_redriven_is_refused_and_nothing_is_written(
     svc: service.Service, recorder: Recorder, flaky: Flaky, db_url: str
 ) -> None:
-    with pytest.raises(service.NotFound):
+    with pytest.raises(errors.NotFound):
         svc.redrive("nobody")
     running = svc.start("pipeline", {"items": []}, execution_id="rd-running")["id"]
-    with pytest.raises(service.Conflict, match="is RUNNING; only FAILED or TIMED_OUT"):
+    with pytest.raises(errors.Conflict, match="is RUNNING; only FAILED or TIMED_OUT"):
         svc.redrive(running)
     support.drain(svc, recorder.registry)
-    with pytest.raises(service.Conflict, match="is SUCCEEDED"):
+    with pytest.raises(errors.Conflict, match="is SUCCEEDED"):
         svc.redrive(running)
 
     flaky.results["store"] = "bad"
@@ -215,7 +215,7 @@ def test_what_cannot_be_redriven_is_refused_and_nothing_is_written(
     support.drain(svc, recorder.registry)
     assert svc.describe(refused)["error"] == "Refused"
     seq = len(svc.history(refused))
-    with pytest.raises(service.Conflict, match="at its Fail state 'Refuse'"):
+    with pytest.raises(errors.Conflict, match="at its Fail state 'Refuse'"):
         svc.redrive(refused)
     result = CliRunner().invoke(main, ["--db", db_url, "redrive", refused])
     assert result.exit_code == 1

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from cli.main import main
-from engine import decider, events, service, tables
+from engine import decider, errors, events, service, tables
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 
@@ -156,12 +156,12 @@ def test_without_a_signal_the_timer_ends_the_wait_with_null(
 def test_signals_to_closed_or_unknown_executions_are_refused(
     waiter: service.Service, work: Recorder, db_url: str
 ) -> None:
-    with pytest.raises(service.NotFound, match="no execution 'nobody'"):
+    with pytest.raises(errors.NotFound, match="no execution 'nobody'"):
         waiter.signal("nobody", "approve")
     execution_id = waiter.start("waiter", {}, execution_id="w-closed")["id"]
     waiter.cancel(execution_id, "not needed")
     before = stored(waiter, execution_id)
-    with pytest.raises(service.Conflict, match="is CANCELLED, not running"):
+    with pytest.raises(errors.Conflict, match="is CANCELLED, not running"):
         waiter.signal(execution_id, "approve")
     assert stored(waiter, execution_id) == before
 
@@ -189,9 +189,9 @@ def test_queries_read_the_current_data_and_never_write(
     assert [s["state"] for s in view["states"]] == ["Approval"]
     assert view["signals"] == [{"name": "later", "payload": {"n": 1}}]
     waiter.describe(execution_id)
-    with pytest.raises(service.NotFound, match=r"no query 'nope' \(queries: approval, stage\)"):
+    with pytest.raises(errors.NotFound, match=r"no query 'nope' \(queries: approval, stage\)"):
         waiter.query(execution_id, "nope")
-    with pytest.raises(service.NotFound):
+    with pytest.raises(errors.NotFound):
         waiter.query("nobody", "stage")
     runner = CliRunner()
     named = runner.invoke(main, ["--db", db_url, "query", execution_id, "stage"])

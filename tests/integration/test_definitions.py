@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import definition, events, service
+from engine import definition, errors, events, service
 from tests.integration import support
 from tests.integration.support import Recorder
 
@@ -71,7 +71,7 @@ def test_identical_redeploy_is_a_no_op(svc: service.Service) -> None:
 def test_different_content_under_a_deployed_version_is_refused(svc: service.Service) -> None:
     support.deploy(svc, FLOW_V1)
     changed = FLOW_V1.replace("Result: v1", "Result: changed")
-    with pytest.raises(service.Conflict, match=r"pinned version 1 is already deployed"):
+    with pytest.raises(errors.Conflict, match=r"pinned version 1 is already deployed"):
         support.deploy(svc, changed)
     # The deployed version is untouched.
     assert svc.definition("pinned", 1).states["Done"].result == "v1"  # type: ignore[attr-defined]
@@ -132,6 +132,6 @@ def test_an_execution_finishes_on_the_version_it_started_on(
         2: "Screen",
         3: "First",
     }
-    with pytest.raises(service.NotFound, match="no workflow pinned@3 is deployed"):
+    with pytest.raises(errors.NotFound, match="no workflow pinned@3 is deployed"):
         svc.start("pinned", {}, version=3)
     support.assert_replays(svc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import events, service, tables
+from engine import errors, events, service, tables
 from tests.integration import support
 
 FLOW = """
@@ -44,7 +44,7 @@ def test_the_same_id_with_a_different_input_is_refused(svc: service.Service) -> 
     support.deploy(svc, FLOW)
     svc.start("checked", {"order_id": "A1", "total": 5}, execution_id="order-A1")
     before = support.types_of(svc, "order-A1")
-    with pytest.raises(service.Conflict, match="'order-A1' already exists"):
+    with pytest.raises(errors.Conflict, match="'order-A1' already exists"):
         svc.start("checked", {"order_id": "A1", "total": 6}, execution_id="order-A1")
     assert support.types_of(svc, "order-A1") == before
     assert svc.describe("order-A1")["input"] == {"order_id": "A1", "total": 5}
@@ -64,14 +64,14 @@ def test_input_that_breaks_the_input_schema_starts_nothing(
     svc: service.Service, bad: object, message: str
 ) -> None:
     support.deploy(svc, FLOW)
-    with pytest.raises(service.InvalidInput, match=message) as caught:
+    with pytest.raises(errors.InvalidInput, match=message) as caught:
         svc.start("checked", bad, execution_id="bad")
     assert "InputSchema of checked@1" in str(caught.value)
     assert caught.value.exit_code == 2
     assert svc.executions() == []
     assert support.count_rows(svc, tables.events) == 0
     assert support.count_rows(svc, tables.timers) == 0
-    with pytest.raises(service.NotFound):
+    with pytest.raises(errors.NotFound):
         svc.describe("bad")
     # The id stays free for a correct start.
     assert svc.start("checked", {"order_id": "A1", "total": 1}, execution_id="bad")["id"] == "bad"
@@ -79,7 +79,7 @@ def test_input_that_breaks_the_input_schema_starts_nothing(
 
 
 def test_an_unknown_workflow_is_not_found(svc: service.Service) -> None:
-    with pytest.raises(service.NotFound, match="no workflow nothing is deployed"):
+    with pytest.raises(errors.NotFound, match="no workflow nothing is deployed"):
         svc.start("nothing", {})
     assert svc.executions() == []
     support.assert_replays(svc)

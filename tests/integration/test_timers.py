@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import events, service, tables, worker
+from engine import errors, events, service, tables, worker
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 
@@ -116,7 +116,7 @@ def test_a_signal_ends_the_wait_and_removes_its_timer(
     assert events.TIMER_CANCELLED in types and events.TIMER_FIRED not in types
     clock.advance(2 * DAY)
     assert svc.fire_due_timers() == 0
-    with pytest.raises(service.Conflict, match="is SUCCEEDED, not running"):
+    with pytest.raises(errors.Conflict, match="is SUCCEEDED, not running"):
         svc.signal(execution_id, "approve")
     support.assert_replays(svc)
 
