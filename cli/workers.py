@@ -11,7 +11,7 @@ from types import FrameType
 import click
 
 from cli import common
-from engine import database, service, worker
+from engine import database, leasing, worker
 
 
 @click.command(name="worker")
@@ -47,7 +47,7 @@ from engine import database, service, worker
 @click.option(
     "--lease",
     type=click.FloatRange(min=0.5),
-    default=service.DEFAULT_LEASE,
+    default=leasing.DEFAULT_LEASE,
     show_default=True,
     envvar="CAIRN_LEASE_SECONDS",
     metavar="SECONDS",

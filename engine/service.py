@@ -22,18 +22,11 @@ import jsonschema
 import orjson
 import sqlalchemy as sa
 
-from engine import database, decider, definition, errors, events, model, store, tables
+from engine import database, decider, definition, errors, events, leasing, model, store, tables
 from engine import state as st
 from engine.expressions import JSON
 from engine.invoke import PAYLOAD_LIMIT
 
-DEFAULT_LEASE = 30.0
-"""Lease of a task without HeartbeatSeconds; the worker renews it while the activity runs.
-
-A worker presumed dead holds its tasks this long.  ``cairn worker --lease`` (or
-``CAIRN_LEASE_SECONDS``) changes it per worker: shorter hands a dead worker's tasks on
-sooner, at the price of more renewals.
-"""
 WORKER_FORGOTTEN_AFTER = 3600.0
 """A worker presumed dead stays listed (``cairn workers --all``) this long, then is dropped."""
 CONFLICT_RETRIES = 20
@@ -49,35 +42,6 @@ _UNLEASED = "cairn_unleased"
 """Connection info: the queues to which the transaction added tasks that nobody holds yet."""
 _PARENT_CLOSED = "cairn_parent_closed"
 """Connection info flag: a child's closing closed its parent in this transaction."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Claim:
-    """A task leased to a worker: what the activity needs to run."""
-
-    task_id: str
-    execution_id: str
-    activity: str
-    state: str
-    input: JSON
-    attempt: int
-    key: str
-    timeout: int | None
-    heartbeat: int | None
-    deadline: float | None
-    started_at: float
-    heartbeat_details: JSON = None
-    lease: float = DEFAULT_LEASE
-    """How long the worker's lease lasts between renewals (without HeartbeatSeconds)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Started:
-    """Which worker began a task, and when: recorded as TaskStarted if it is not yet."""
-
-    task_id: str
-    worker: str
-    at: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,17 +70,6 @@ class Presence:
         }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Offer:
-    """What a worker can take on in the transaction that completes its current task."""
-
-    worker: str
-    queues: Collection[str]
-    activities: Collection[str]
-    slots: int = 1
-    lease: float = DEFAULT_LEASE
-
-
 @dataclass(slots=True)
 class Notifier:
     """Wakes waiters of this process at once; other processes find out by reading."""
@@ -143,12 +96,12 @@ class Parked:
     and hands it over after the commit: no polling delay, no claim transaction.
     """
 
-    def __init__(self, offer: Offer) -> None:
+    def __init__(self, offer: leasing.Offer) -> None:
         self.offer = offer
-        self.claim: Claim | None = None
+        self.claim: leasing.Claim | None = None
         self._done = threading.Event()
 
-    def deliver(self, claim: Claim | None) -> None:
+    def deliver(self, claim: leasing.Claim | None) -> None:
         self.claim = claim
         self._done.set()
 
@@ -308,9 +261,9 @@ class Service:
         execution_id: str,
         commands: Sequence[events.Command],
         *,
-        offer: Offer | None = None,
+        offer: leasing.Offer | None = None,
         conn: sa.Connection | None = None,
-    ) -> tuple[st.Execution, list[Claim]]:
+    ) -> tuple[st.Execution, list[leasing.Claim]]:
         """Apply commands in one transaction; with ``offer``, claim new tasks it can run."""
         for attempt in range(CONFLICT_RETRIES):
             try:
@@ -334,9 +287,9 @@ class Service:
         conn: sa.Connection,
         execution_id: str,
         commands: Sequence[events.Command],
-        offer: Offer | None,
-        started: Started | None = None,
-    ) -> tuple[st.Execution, list[Claim]]:
+        offer: leasing.Offer | None,
+        started: leasing.Started | None = None,
+    ) -> tuple[st.Execution, list[leasing.Claim]]:
         loaded = store.load(conn, execution_id, self._states.get(execution_id))
         if loaded is None:
             raise errors.NotFound(f"no execution {execution_id!r}")
@@ -379,7 +332,7 @@ class Service:
                 gone=gone,
             )
         self._cascade(conn, loaded, state, new_events)
-        lease = offer.lease if offer is not None else DEFAULT_LEASE
+        lease = offer.lease if offer is not None else leasing.DEFAULT_LEASE
         return state, [_claim(execution_id, state.tasks[t], now, lease) for t in mine]
 
     def _lease(
@@ -387,7 +340,7 @@ class Service:
         spec: model.Definition,
         state: st.Execution,
         task: st.Task,
-        offer: Offer,
+        offer: leasing.Offer,
         now: float,
         leases: dict[str, tuple[str, float]],
         new_events: list[events.Event],
@@ -397,7 +350,10 @@ class Service:
         begin = events.BeginTask(task_id=task.id, worker=offer.worker)
         decision = decider.decide(spec, state, begin, now)
         new_events.extend(decision.events)
-        leases[task.id] = (offer.worker, now + lease_for(task.heartbeat, task.timeout, offer.lease))
+        leases[task.id] = (
+            offer.worker,
+            now + leasing.lease_for(task.heartbeat, task.timeout, offer.lease),
+        )
         return decision.state
 
     def _hand_off(
@@ -553,7 +509,7 @@ class Service:
         )
 
     # -- worker protocol ------------------------------------------------------------------
-    def claim(self, offer: Offer) -> list[Claim]:
+    def claim(self, offer: leasing.Offer) -> list[leasing.Claim]:
         """Lease up to ``offer.slots`` available tasks of the offered queues and activities.
 
         One statement leases them all: on PostgreSQL a single round trip in which claimers
@@ -576,7 +532,7 @@ class Service:
             with self.write() as conn:
                 leased = store.claim(conn, *args)
         return [
-            Claim(
+            leasing.Claim(
                 task_id=row.id,
                 execution_id=row.execution_id,
                 activity=row.activity,
@@ -596,17 +552,17 @@ class Service:
 
     def finish(
         self,
-        claim: Claim,
+        claim: leasing.Claim,
         worker: str,
         outcome: events.CompleteTask | events.FailTask,
-        offer: Offer | None = None,
-    ) -> list[Claim] | None:
+        offer: leasing.Offer | None = None,
+    ) -> list[leasing.Claim] | None:
         """Record a task's outcome (and claim what follows).
 
         None if ``worker`` lost the lease: the outcome is then recorded as refused (see
         ``refused``), never applied, since the task went back to the queue or is done.
         """
-        started = Started(task_id=claim.task_id, worker=worker, at=claim.started_at)
+        started = leasing.Started(task_id=claim.task_id, worker=worker, at=claim.started_at)
         for attempt in range(CONFLICT_RETRIES):
             try:
                 with self.write() as conn:
@@ -631,7 +587,7 @@ class Service:
     def _refuse(
         self,
         conn: sa.Connection,
-        claim: Claim,
+        claim: leasing.Claim,
         worker: str,
         outcome: events.CompleteTask | events.FailTask,
     ) -> None:
@@ -693,10 +649,10 @@ class Service:
             for r in rows
         ]
 
-    def renew(self, claim: Claim, worker: str, details: JSON = None) -> bool:
+    def renew(self, claim: leasing.Claim, worker: str, details: JSON = None) -> bool:
         """Extend a lease (a heartbeat); False when the worker no longer holds it."""
         T = tables.tasks
-        expires = self.clock() + lease_for(claim.heartbeat, None, claim.lease)
+        expires = self.clock() + leasing.lease_for(claim.heartbeat, None, claim.lease)
         if claim.deadline is not None:
             expires = min(expires, claim.deadline)
         values: dict[str, Any] = {"lease_expires_at": expires}
@@ -710,7 +666,7 @@ class Service:
             )
         return result.rowcount == 1
 
-    def beat(self, presence: Presence, running: Collection[Claim] = ()) -> None:
+    def beat(self, presence: Presence, running: Collection[leasing.Claim] = ()) -> None:
         """A worker's heartbeat: it is alive, and so are the leases of its running tasks.
 
         Renews the tasks without HeartbeatSeconds (those with it are kept alive by their
@@ -851,7 +807,7 @@ class Service:
                     conn.info.setdefault(_UNLEASED, set()).add(row.queue)
                     continue
                 # A polled claim has no TaskStarted yet: name the worker the attempt ran on.
-                started = Started(task_id=row.id, worker=row.lease_owner, at=row.started_at)
+                started = leasing.Started(task_id=row.id, worker=row.lease_owner, at=row.started_at)
                 timed_out = events.TimeOutTask(
                     task_id=row.id,
                     error=error,
@@ -965,7 +921,7 @@ class Service:
         and on PostgreSQL to every listening worker by a notification sent with the commit.
         """
         with self._writer:
-            handoffs: list[tuple[Parked, Claim]] = []
+            handoffs: list[tuple[Parked, leasing.Claim]] = []
             written: list[st.Execution] = []
             unleased: set[str] = set()
             try:
@@ -992,7 +948,9 @@ class Service:
         if unleased:
             self.work.notify()
 
-    def park(self, offer: Offer, on_parked: Callable[[], None] | None = None) -> Claim | None:
+    def park(
+        self, offer: leasing.Offer, on_parked: Callable[[], None] | None = None
+    ) -> leasing.Claim | None:
         """Wait, idle, until handed a task: one created in this process, or one that a claim
         for idle slots (``idle_slots``) took.  None when the worker stops."""
         slot = Parked(offer)
@@ -1240,21 +1198,14 @@ def _lost_race(exc: sa.exc.DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
 
 
-def lease_for(heartbeat: int | None, timeout: int | None, lease: float = DEFAULT_LEASE) -> float:
-    """How long a fresh lease lasts: the heartbeat interval, else the worker's lease, capped
-    by the task timeout (``store`` computes the same in SQL when it claims)."""
-    length = float(heartbeat) if heartbeat is not None else lease
-    return min(length, float(timeout)) if timeout is not None else length
-
-
-def _takeable(before: st.Execution, after: st.Execution, offer: Offer) -> list[st.Task]:
+def _takeable(before: st.Execution, after: st.Execution, offer: leasing.Offer) -> list[st.Task]:
     new = [t for k, t in after.tasks.items() if k not in before.tasks and t.worker is None]
     fits = [t for t in new if t.queue in offer.queues and t.activity in offer.activities]
     return fits[: offer.slots]
 
 
-def _claim(execution_id: str, task: st.Task, now: float, lease: float) -> Claim:
-    return Claim(
+def _claim(execution_id: str, task: st.Task, now: float, lease: float) -> leasing.Claim:
+    return leasing.Claim(
         task_id=task.id,
         execution_id=execution_id,
         activity=task.activity,

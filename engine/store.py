@@ -82,7 +82,7 @@ class _Sql:
         self.insert_timer = f"INSERT INTO timers (id, execution_id, due_at) VALUES ({p}, {p}, {p})"
         self.delete_timer = f"DELETE FROM timers WHERE id = {p}"
         # A fresh lease lasts the heartbeat interval, else the worker's lease, capped by the
-        # task's timeout: ``service.lease_for`` in SQL.
+        # task's timeout: ``leasing.lease_for`` in SQL.
         least = "LEAST" if self.postgres else "MIN"
         self.lease_length = f"{least}(COALESCE(heartbeat, {p}), COALESCE(timeout, heartbeat, {p}))"
         self.notify = "SELECT pg_notify(%s, %s)"

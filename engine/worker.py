@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from engine import activities, events, invoke, service, tables, wakeup
+from engine import activities, events, invoke, leasing, service, tables, wakeup
 from engine.expressions import JSON
 
 log = logging.getLogger("cairn.worker")
@@ -42,7 +42,7 @@ class Progress:
     """One thing a worker did, for people watching it."""
 
     kind: str  # started | succeeded | failed | lost
-    claim: service.Claim
+    claim: leasing.Claim
     detail: str = ""
 
 
@@ -58,7 +58,7 @@ class Worker:
         concurrency: int = 4,
         poll: float = 0.2,
         grace: float = 30.0,
-        lease: float = service.DEFAULT_LEASE,
+        lease: float = leasing.DEFAULT_LEASE,
         worker_id: str | None = None,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> None:
@@ -72,14 +72,14 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.on_progress = on_progress
         self.stopping = threading.Event()
-        self.offer = service.Offer(
+        self.offer = leasing.Offer(
             worker=self.id,
             queues=self.queues,
             activities=tuple(registry),
             slots=1,
             lease=lease,
         )
-        self._in_flight: dict[str, service.Claim] = {}
+        self._in_flight: dict[str, leasing.Claim] = {}
         """Claims whose activity is running."""
         self._recording = 0
         """Slots whose activity has returned and whose outcome is being recorded."""
@@ -132,7 +132,7 @@ class Worker:
 
     # -- the slot loop --------------------------------------------------------------------
     def _slot(self) -> None:
-        claim: service.Claim | None = None
+        claim: leasing.Claim | None = None
         while True:
             if claim is None and not self.stopping.is_set():
                 claim = self.service.park(self.offer, self._fell_idle)
@@ -151,7 +151,7 @@ class Worker:
         if self._backlog:
             self.service.work.notify()
 
-    def _run(self, claim: service.Claim) -> service.Claim | None:
+    def _run(self, claim: leasing.Claim) -> leasing.Claim | None:
         """Run one claimed task and record it; returns the next task claimed in passing."""
         checkpoint = [claim.heartbeat_details]
         ctx = invoke.Context(
@@ -202,7 +202,7 @@ class Worker:
             self._report("succeeded", claim)
         return following[0] if following else None
 
-    def _heartbeat(self, claim: service.Claim, details: JSON, checkpoint: list[JSON]) -> bool:
+    def _heartbeat(self, claim: leasing.Claim, details: JSON, checkpoint: list[JSON]) -> bool:
         """Renew the lease for an activity; a database hiccup is not the activity's failure."""
         if details is not None:
             checkpoint[0] = details
@@ -212,7 +212,7 @@ class Worker:
             log.warning("heartbeat of %s not recorded, will try again: %s", claim.task_id, exc)
             return True
 
-    def _report(self, kind: str, claim: service.Claim, detail: str = "") -> None:
+    def _report(self, kind: str, claim: leasing.Claim, detail: str = "") -> None:
         if self.on_progress is not None:
             self.on_progress(Progress(kind=kind, claim=claim, detail=detail))
 
@@ -239,7 +239,7 @@ class Worker:
         slots = self.service.idle_slots(self.id)
         if not slots:
             return True
-        claims: list[service.Claim] = []
+        claims: list[leasing.Claim] = []
         try:
             if not self.stopping.is_set():
                 claims = self.service.claim(dataclasses.replace(self.offer, slots=len(slots)))

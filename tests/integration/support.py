@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from activities import orders
-from engine import activities, definition, events, invoke, service
+from engine import activities, definition, events, invoke, leasing, service
 from engine.expressions import JSON
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -192,12 +192,12 @@ def offer(
     worker: str = "hand",
     queues: Sequence[str] = ("default",),
     slots: int = 1,
-) -> service.Offer:
-    return service.Offer(worker=worker, queues=queues, activities=tuple(registry), slots=slots)
+) -> leasing.Offer:
+    return leasing.Offer(worker=worker, queues=queues, activities=tuple(registry), slots=slots)
 
 
 def run_claim(
-    claim: service.Claim, registry: activities.Registry
+    claim: leasing.Claim, registry: activities.Registry
 ) -> events.CompleteTask | events.FailTask:
     """Run a claimed task's activity as a worker would, and return its outcome."""
     ctx = invoke.Context(
@@ -219,7 +219,7 @@ def work_one(
     registry: activities.Registry,
     worker: str = "hand",
     queues: Sequence[str] = ("default",),
-) -> service.Claim:
+) -> leasing.Claim:
     """Claim one task, run it and record its outcome; fails if nothing was claimable."""
     claims = svc.claim(offer(registry, worker, queues))
     assert len(claims) == 1, f"expected one claimable task, got {claims}"

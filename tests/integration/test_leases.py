@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine import events, service, tables, worker
+from engine import events, leasing, service, tables, worker
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 
@@ -128,7 +128,7 @@ def test_a_vanished_worker_s_task_goes_back_with_the_same_key_and_attempt(
     assert svc.claim(support.offer(slow.registry, "w-new")) == []  # leased, not claimable
     clock.advance(10)
     assert svc.renew(old, "w-old", {"page": 3})  # progress to resume from
-    clock.advance(service.DEFAULT_LEASE - 1)
+    clock.advance(leasing.DEFAULT_LEASE - 1)
     assert svc.expire_leases() == 0
     clock.advance(1)
     assert svc.expire_leases() == 1
@@ -208,7 +208,7 @@ def test_a_worker_that_cannot_record_an_outcome_keeps_working(
     finish = svc.finish
     lost: list[str] = []
 
-    def unreachable_once(claim: service.Claim, *args: Any, **kwargs: Any) -> Any:
+    def unreachable_once(claim: leasing.Claim, *args: Any, **kwargs: Any) -> Any:
         if not lost:
             lost.append(claim.task_id)
             raise sa.exc.OperationalError("COMMIT", {}, Exception("server closed the connection"))
@@ -219,7 +219,7 @@ def test_a_worker_that_cannot_record_an_outcome_keeps_working(
     support.wait_until(lambda: lost, "the outcome to be lost")
     assert events.TASK_SUCCEEDED not in support.types_of(svc, execution_id)
     # Nothing was recorded; once the lease runs out the task comes back to the same slot.
-    clock.advance(service.DEFAULT_LEASE)
+    clock.advance(leasing.DEFAULT_LEASE)
     view = support.wait_closed(svc, execution_id)
     assert (view["status"], view["output"]) == ("SUCCEEDED", {"attempt": 1})
     assert [c.key for c in recorder.calls] == [f"{execution_id}:Work:1"] * 2

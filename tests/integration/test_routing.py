@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from engine import events, service, tables, worker
+from engine import events, leasing, service, tables, worker
 from tests.integration import support
 from tests.integration.support import Recorder
 
@@ -71,7 +71,7 @@ def counted_claims(svc: service.Service, monkeypatch: pytest.MonkeyPatch) -> Cou
     lock = threading.Lock()
     claim = svc.claim
 
-    def counting(offer: service.Offer) -> list[service.Claim]:
+    def counting(offer: leasing.Offer) -> list[leasing.Claim]:
         with lock:
             looks[offer.worker] += 1
         return claim(offer)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from cli.main import main
-from engine import database, events, service, tables, worker
+from engine import database, events, leasing, service, tables, worker
 from tests.integration import flows, support
 from tests.integration.support import FakeClock, Recorder
 
@@ -98,7 +98,7 @@ def test_a_late_outcome_is_refused_and_kept_with_the_reason(
     support.deploy(svc, ONE)
     execution_id = svc.start("one", {"n": 1})["id"]
     (old,) = svc.claim(support.offer(recorder.registry, "w-old", slots=1))
-    clock.advance(service.DEFAULT_LEASE)
+    clock.advance(leasing.DEFAULT_LEASE)
     assert svc.expire_leases() == 1
     (new,) = svc.claim(support.offer(recorder.registry, "w-new", slots=1))
     done = events.CompleteTask(task_id=old.task_id, result={"by": "w-old"})
