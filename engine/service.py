@@ -10,19 +10,29 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 import orjson
 import sqlalchemy as sa
 
-from engine import database, decider, definition, errors, events, leasing, model, store, tables
+from engine import (
+    database,
+    decider,
+    definition,
+    errors,
+    events,
+    handoff,
+    leasing,
+    model,
+    store,
+    tables,
+)
 from engine import state as st
 from engine.expressions import JSON
 from engine.invoke import PAYLOAD_LIMIT
@@ -70,45 +80,6 @@ class Presence:
         }
 
 
-@dataclass(slots=True)
-class Notifier:
-    """Wakes waiters of this process at once; other processes find out by reading."""
-
-    condition: threading.Condition = field(default_factory=threading.Condition)
-    generation: int = 0
-
-    def notify(self) -> None:
-        with self.condition:
-            self.generation += 1
-            self.condition.notify_all()
-
-    def wait(self, seen: int, timeout: float) -> int:
-        with self.condition:
-            if self.generation == seen:
-                self.condition.wait(timeout)
-            return self.generation
-
-
-class Parked:
-    """An idle worker slot of this process, waiting to be handed a task directly.
-
-    A transaction that creates a task this slot can run leases it to the slot on the spot
-    and hands it over after the commit: no polling delay, no claim transaction.
-    """
-
-    def __init__(self, offer: leasing.Offer) -> None:
-        self.offer = offer
-        self.claim: leasing.Claim | None = None
-        self._done = threading.Event()
-
-    def deliver(self, claim: leasing.Claim | None) -> None:
-        self.claim = claim
-        self._done.set()
-
-    def wait(self, timeout: float | None) -> bool:
-        return self._done.wait(timeout)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Deployed:
     name: str
@@ -130,16 +101,13 @@ class Service:
         self.db = db
         self.clock = clock
         self.history_limit = history_limit
-        self.closed = Notifier()
+        self.closed = handoff.Notifier()
         """Notified when an execution closed in this process."""
         self._definitions: dict[tuple[str, int], model.Definition] = {}
-        self.work = Notifier()
+        self.work = handoff.Notifier()
         """Notified when tasks may be claimable: queued here, announced by another process
         (a worker's listener), or a slot fell idle while work was left over."""
-        self._parked: list[Parked] = []
-        self._parked_lock = threading.Lock()
-        self._leaving: set[str] = set()
-        """Workers that stopped: their slots park no more."""
+        self._slots = handoff.Slots()
         self._states: OrderedDict[str, st.Execution] = OrderedDict()
         """The last state this process wrote per execution; used while it is still current."""
         self._recently_closed: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -367,12 +335,12 @@ class Service:
         new_events: list[events.Event],
     ) -> st.Execution:
         """Lease new tasks to idle slots of this process; they get them after the commit."""
-        if not self._parked:
+        if not self._slots.parked:
             return state
         for task in [t for k, t in state.tasks.items() if k not in before.tasks]:
             if task.id in leases or task.awaiting:
                 continue
-            slot = self._take_parked(task)
+            slot = self._slots.take(task)
             if slot is None:
                 continue
             state = self._lease(spec, state, task, slot.offer, now, leases, new_events)
@@ -921,7 +889,7 @@ class Service:
         and on PostgreSQL to every listening worker by a notification sent with the commit.
         """
         with self._writer:
-            handoffs: list[tuple[Parked, leasing.Claim]] = []
+            handoffs: list[tuple[handoff.Parked, leasing.Claim]] = []
             written: list[st.Execution] = []
             unleased: set[str] = set()
             try:
@@ -948,57 +916,25 @@ class Service:
         if unleased:
             self.work.notify()
 
+    # -- idle slots (see engine.handoff) --------------------------------------------------
     def park(
         self, offer: leasing.Offer, on_parked: Callable[[], None] | None = None
     ) -> leasing.Claim | None:
-        """Wait, idle, until handed a task: one created in this process, or one that a claim
-        for idle slots (``idle_slots``) took.  None when the worker stops."""
-        slot = Parked(offer)
-        with self._parked_lock:
-            if offer.worker in self._leaving:
-                return None
-            self._parked.append(slot)
-        if on_parked is not None:
-            on_parked()
-        slot.wait(None)
-        return slot.claim
+        """Wait, idle, until handed a task; None when the worker stops (``Slots.park``)."""
+        return self._slots.park(offer, on_parked)
 
-    def idle_slots(self, worker: str) -> list[Parked]:
-        """Take ``worker``'s idle slots out of the hand-off pool, to claim tasks for them.
+    def idle_slots(self, worker: str) -> list[handoff.Parked]:
+        """Take ``worker``'s idle slots out of the hand-off pool, to claim tasks for them."""
+        return self._slots.idle(worker)
 
-        Deliver a claim to each, or give the rest back with ``return_slots``.
-        """
-        with self._parked_lock:
-            mine = [p for p in self._parked if p.offer.worker == worker]
-            if mine:
-                self._parked = [p for p in self._parked if p.offer.worker != worker]
-        return mine
-
-    def return_slots(self, slots: Collection[Parked]) -> None:
+    def return_slots(self, slots: Collection[handoff.Parked]) -> None:
         """Slots taken by ``idle_slots`` that got nothing wait again (or end, when stopping)."""
-        with self._parked_lock:
-            leaving = [p for p in slots if p.offer.worker in self._leaving]
-            self._parked.extend(p for p in slots if p.offer.worker not in self._leaving)
-        for slot in leaving:
-            slot.deliver(None)
+        self._slots.put_back(slots)
 
     def unpark(self, worker: str) -> None:
         """A stopping worker's idle slots take nothing more."""
-        with self._parked_lock:
-            self._leaving.add(worker)
-            leaving = [p for p in self._parked if p.offer.worker == worker]
-            self._parked = [p for p in self._parked if p.offer.worker != worker]
-        for slot in leaving:
-            slot.deliver(None)
+        self._slots.unpark(worker)
         self.work.notify()
-
-    def _take_parked(self, task: st.Task) -> Parked | None:
-        with self._parked_lock:
-            for slot in self._parked:
-                if task.queue in slot.offer.queues and task.activity in slot.offer.activities:
-                    self._parked.remove(slot)
-                    return slot
-        return None
 
     def _remember(self, state: st.Execution) -> None:
         """Keep a committed state, so the next step of the execution needs not parse it again.
