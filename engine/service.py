@@ -30,6 +30,7 @@ from engine import (
     handoff,
     leasing,
     model,
+    roster,
     store,
     tables,
 )
@@ -37,8 +38,6 @@ from engine import state as st
 from engine.expressions import JSON
 from engine.invoke import PAYLOAD_LIMIT
 
-WORKER_FORGOTTEN_AFTER = 3600.0
-"""A worker presumed dead stays listed (``cairn workers --all``) this long, then is dropped."""
 CONFLICT_RETRIES = 20
 RECENTLY_CLOSED = 1024
 MAX_RUNS_PER_STEP = 1000
@@ -52,32 +51,6 @@ _UNLEASED = "cairn_unleased"
 """Connection info: the queues to which the transaction added tasks that nobody holds yet."""
 _PARENT_CLOSED = "cairn_parent_closed"
 """Connection info flag: a child's closing closed its parent in this transaction."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Presence:
-    """A worker as the workers table lists it."""
-
-    id: str
-    host: str
-    pid: int
-    queues: Sequence[str]
-    activities: Sequence[str]
-    concurrency: int
-    lease: float
-    started_at: float
-
-    def row(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "host": self.host,
-            "pid": self.pid,
-            "queues": list(self.queues),
-            "activities": sorted(self.activities),
-            "concurrency": self.concurrency,
-            "lease": self.lease,
-            "started_at": self.started_at,
-        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -634,29 +607,18 @@ class Service:
             )
         return result.rowcount == 1
 
-    def beat(self, presence: Presence, running: Collection[leasing.Claim] = ()) -> None:
-        """A worker's heartbeat: it is alive, and so are the leases of its running tasks.
-
-        Renews the tasks without HeartbeatSeconds (those with it are kept alive by their
-        activity's own heartbeats), registers the worker again should its row have been
-        dropped, and forgets workers presumed dead long ago.
-        """
-        W = tables.workers
+    def beat(self, presence: roster.Presence, running: Collection[leasing.Claim] = ()) -> None:
+        """A worker's heartbeat: it is alive, and so are its running tasks (``roster.beat``)."""
         now = self.clock()
         with self.write() as conn:
-            alive = {"heartbeat_at": now, "expires_at": now + presence.lease}
-            if not conn.execute(W.update().where(W.c.id == presence.id).values(**alive)).rowcount:
-                conn.execute(W.insert().values(**presence.row(), **alive))
-            ids = sorted(c.task_id for c in running if c.heartbeat is None)
-            store.renew(conn, presence.id, ids, now + presence.lease)
-            conn.execute(W.delete().where(W.c.expires_at < now - WORKER_FORGOTTEN_AFTER))
+            roster.beat(conn, presence, running, now)
 
     def release(self, worker: str, task_ids: Collection[str] | None = None) -> int:
         """A stopping worker hands back its tasks (same attempt, same key) and leaves.
 
         With ``task_ids``, only those tasks go back and the worker stays registered.
         """
-        T, W = tables.tasks, tables.workers
+        T = tables.tasks
         held = T.c.lease_owner == worker
         if task_ids is not None:
             held = sa.and_(held, T.c.id.in_(list(task_ids)))
@@ -675,49 +637,14 @@ class Service:
                 )
                 conn.info.setdefault(_UNLEASED, set()).update(queues)
             if task_ids is None:
-                conn.execute(W.delete().where(W.c.id == worker))
+                roster.leave(conn, worker)
         return len(queues)
 
     def workers(self, *, everyone: bool = False) -> list[dict[str, Any]]:
-        """Registered workers with the tasks they hold; only live ones unless ``everyone``.
-
-        A worker is live while its last heartbeat is within its lease; after that it is
-        presumed dead and its tasks go to others as their leases run out.
-        """
-        W, T = tables.workers, tables.tasks
-        held = (
-            sa.select(T.c.lease_owner, sa.func.count().label("tasks"))
-            .where(T.c.lease_owner.is_not(None))
-            .group_by(T.c.lease_owner)
-            .subquery()
-        )
-        query = (
-            sa.select(W, held.c.tasks)
-            .outerjoin(held, held.c.lease_owner == W.c.id)
-            .order_by(W.c.host, W.c.started_at, W.c.id)
-        )
+        """Registered workers with the tasks they hold; only live ones unless ``everyone``."""
         now = self.clock()
-        if not everyone:
-            query = query.where(W.c.expires_at > now)
         with self.read() as conn:
-            rows = conn.execute(query).all()
-        return [
-            {
-                "id": r.id,
-                "host": r.host,
-                "pid": r.pid,
-                "queues": r.queues,
-                "activities": r.activities,
-                "concurrency": r.concurrency,
-                "lease": r.lease,
-                "started_at": decider.iso(r.started_at),
-                "heartbeat_at": decider.iso(r.heartbeat_at),
-                "heartbeat_age": max(0.0, now - r.heartbeat_at),
-                "live": r.expires_at > now,
-                "in_flight": int(r.tasks or 0),
-            }
-            for r in rows
-        ]
+            return roster.listing(conn, now, everyone=everyone)
 
     def fire_due_timers(self, limit: int = 100) -> int:
         """Fire timers whose time has come; returns how many fired."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from engine import activities, events, invoke, leasing, service, tables, wakeup
+from engine import activities, events, invoke, leasing, roster, service, tables, wakeup
 from engine.expressions import JSON
 
 log = logging.getLogger("cairn.worker")
@@ -94,7 +94,7 @@ class Worker:
     # -- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
         """Register the worker and start its threads; returns at once."""
-        self.presence = service.Presence(
+        self.presence = roster.Presence(
             id=self.id,
             host=socket.gethostname(),
             pid=os.getpid(),
