@@ -9,7 +9,6 @@ task may claim the task that follows in the same transaction, which saves a comm
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import uuid
 from collections import OrderedDict
@@ -34,6 +33,7 @@ from engine import (
     roster,
     store,
     tables,
+    views,
 )
 from engine import state as st
 from engine.expressions import JSON
@@ -193,9 +193,9 @@ class Service:
                     f"execution {execution_id!r} already exists as {was} "
                     f"with a different {' and '.join(differs)}"
                 ) from None
-            return _view(existing)
+            return views.view(existing)
         self._announce(state)
-        return _view(state)
+        return views.view(state)
 
     # -- the one way state changes --------------------------------------------------------
     def transition(
@@ -818,7 +818,7 @@ class Service:
     def _announce(self, state: st.Execution, parent_closed: bool = False) -> None:
         """Wake waiters of this process when an execution closed."""
         if state.closed and state.status != "CONTINUED":
-            self._recently_closed[state.id] = _view(state)
+            self._recently_closed[state.id] = views.view(state)
             if len(self._recently_closed) > RECENTLY_CLOSED:
                 self._recently_closed.popitem(last=False)
         if state.closed or parent_closed:
@@ -832,135 +832,45 @@ class Service:
         with self.read() as conn:
             return store.execution_row(conn, execution_id)
 
+    # -- reading (see engine.views) -------------------------------------------------------
     def describe(self, execution_id: str) -> dict[str, Any]:
+        """The execution's view."""
         with self.read() as conn:
-            row = store.execution_view_row(conn, execution_id)
-        if row is None:
-            raise errors.NotFound(f"no execution {execution_id!r}")
-        return _view(row)
+            return views.describe(conn, execution_id)
 
     def inspect(self, execution_id: str) -> dict[str, Any]:
         """The execution's view plus where it stands: active states, tasks, timers, signals."""
-        row = self._row(execution_id)
-        if row is None:
-            raise errors.NotFound(f"no execution {execution_id!r}")
-        state = st.from_json(row.snapshot)
-        view = _view(row)
-        view["states"] = [
-            {
-                "scope": f.scope,
-                "state": f.state,
-                "entered_at": decider.iso(f.entered_at),
-                "input": f.input,
-            }
-            for f in state.frames.values()
-        ]
-        view["tasks"] = [
-            {
-                "state": t.state,
-                "activity": t.activity,
-                "attempt": t.attempt,
-                "key": t.key,
-                "worker": t.worker,
-                "compensates": t.compensates,
-            }
-            for t in state.tasks.values()
-        ]
-        view["timers"] = [
-            {"state": t.state, "purpose": t.purpose, "due": decider.iso(t.due)}
-            for t in state.timers.values()
-        ]
-        view["signals"] = [{"name": s.name, "payload": s.payload} for s in state.signals]
-        view["compensated"] = [c.state for c in state.completions if c.compensated]
-        view["refused"] = self.refused(execution_id)
-        return view
+        with self.read() as conn:
+            return views.inspect(conn, execution_id)
 
     def query(self, execution_id: str, name: str) -> JSON:
-        """Evaluate the definition's named query over the execution's current data (no writes).
-
-        The current data is the input of the state the top level stands at, or the output
-        once the execution succeeded.
-        """
+        """Evaluate the definition's named query over the execution's current data (no writes)."""
         row = self._row(execution_id)
         if row is None:
             raise errors.NotFound(f"no execution {execution_id!r}")
-        spec = self.definition(row.workflow, row.version)
-        if name not in spec.queries:
-            known = ", ".join(sorted(spec.queries)) or "none"
-            raise errors.NotFound(
-                f"{spec.name}@{spec.version} has no query {name!r} (queries: {known})"
-            )
-        state = st.from_json(row.snapshot)
-        top = state.frames.get("")
-        data = top.input if top is not None else state.output
-        return spec.queries[name].evaluate(data, {})
+        return views.query(self.definition(row.workflow, row.version), row, name)
 
     def executions(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         """Executions, newest first, optionally of one status or workflow."""
-        E = tables.executions
-        query = sa.select(E).order_by(E.c.started_at.desc()).limit(limit)
-        if status is not None:
-            query = query.where(E.c.status == status)
-        if workflow is not None:
-            query = query.where(E.c.workflow == workflow)
         with self.read() as conn:
-            return [_view(row) for row in conn.execute(query)]
+            return views.executions(conn, status=status, workflow=workflow, limit=limit)
 
     def definitions(self, name: str | None = None) -> list[dict[str, Any]]:
         """Deployed versions side by side, with their running and total executions."""
-        D, E = tables.definitions, tables.executions
-        running = sa.func.sum(sa.case((E.c.status == "RUNNING", 1), else_=0))
-        counts = (
-            sa.select(
-                E.c.workflow, E.c.version, running.label("running"), sa.func.count().label("total")
-            )
-            .group_by(E.c.workflow, E.c.version)
-            .subquery()
-        )
-        query = (
-            sa.select(
-                D.c.name, D.c.version, D.c.sha256, D.c.deployed_at, counts.c.running, counts.c.total
-            )
-            .outerjoin(
-                counts, sa.and_(counts.c.workflow == D.c.name, counts.c.version == D.c.version)
-            )
-            .order_by(D.c.name, D.c.version)
-        )
-        if name is not None:
-            query = query.where(D.c.name == name)
         with self.read() as conn:
-            return [
-                {
-                    "name": r.name,
-                    "version": r.version,
-                    "sha256": r.sha256,
-                    "deployed_at": decider.iso(r.deployed_at),
-                    "running": int(r.running or 0),
-                    "executions": int(r.total or 0),
-                }
-                for r in conn.execute(query)
-            ]
+            return views.definitions(conn, name)
 
     def replay(self, execution_id: str) -> tuple[bool, dict[str, Any], dict[str, Any]]:
         """Re-fold the current run's history; whether it equals the stored snapshot, and both."""
         with self.read() as conn:
-            row = store.execution_row(conn, execution_id)
-            if row is None:
-                raise errors.NotFound(f"no execution {execution_id!r}")
-            history = store.history(conn, execution_id, run=row.run)
-        folded = json.loads(json.dumps(st.to_json(st.fold(history))))
-        # Read through the model, so that a snapshot written before a field was added (and
-        # so without it) compares by its meaning; an unknown field still fails to load.
-        stored = json.loads(json.dumps(st.to_json(st.from_json(row.snapshot))))
-        return folded == stored, folded, stored
+            return views.replay(conn, execution_id)
 
     def history(self, execution_id: str) -> list[events.Event]:
+        """Every event of the execution, all runs, in order."""
         with self.read() as conn:
-            if store.execution_row(conn, execution_id) is None:
-                raise errors.NotFound(f"no execution {execution_id!r}")
-            return store.history(conn, execution_id)
+            return views.history(conn, execution_id)
 
     def wait(self, execution_id: str, timeout: float | None = None) -> dict[str, Any]:
         """Block until the execution closes (or ``timeout`` passes); returns its view."""
@@ -1045,23 +955,6 @@ def _check_input(spec: model.Definition, input: JSON) -> None:
 
 def _path(parts: list[Any]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
-
-
-def _view(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "workflow": row.workflow,
-        "version": row.version,
-        "run": row.run,
-        "status": row.status,
-        "input": row.input,
-        "output": row.output,
-        "error": row.error,
-        "cause": row.cause,
-        "parent": getattr(row, "parent", None),
-        "started_at": decider.iso(row.started_at),
-        "closed_at": decider.iso(row.closed_at),
-    }
 
 
 def open_service(url: str | None = None) -> Service:
