@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Protocol
 
 from engine.expressions import JSON
 
@@ -38,6 +39,49 @@ class Claim:
     heartbeat_details: JSON = None
     lease: float = DEFAULT_LEASE
     """How long the worker's lease lasts between renewals (without HeartbeatSeconds)."""
+
+
+class Leasable(Protocol):
+    """A pending task as the write path holds it (``state.Task``) or a claim reads it back
+    (``store.Leased``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def activity(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def input(self) -> JSON: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def timeout(self) -> int | None: ...
+    @property
+    def heartbeat(self) -> int | None: ...
+    @property
+    def heartbeat_details(self) -> JSON: ...
+
+
+def claim(execution_id: str, task: Leasable, now: float, lease: float) -> Claim:
+    """The claim of ``task`` leased at ``now``: its deadline counts from then."""
+    return Claim(
+        task_id=task.id,
+        execution_id=execution_id,
+        activity=task.activity,
+        state=task.state,
+        input=task.input,
+        attempt=task.attempt,
+        key=task.key,
+        timeout=task.timeout,
+        heartbeat=task.heartbeat,
+        deadline=None if task.timeout is None else now + task.timeout,
+        started_at=now,
+        heartbeat_details=task.heartbeat_details,
+        lease=lease,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -95,24 +95,7 @@ class Service(shell.Shell):
                     return []
             with self.write() as conn:
                 leased = store.claim(conn, *args)
-        return [
-            leasing.Claim(
-                task_id=row.id,
-                execution_id=row.execution_id,
-                activity=row.activity,
-                state=row.state,
-                input=row.input,
-                attempt=row.attempt,
-                key=row.key,
-                timeout=row.timeout,
-                heartbeat=row.heartbeat,
-                deadline=None if row.timeout is None else now + row.timeout,
-                started_at=now,
-                heartbeat_details=row.heartbeat_details,
-                lease=offer.lease,
-            )
-            for row in leased
-        ]
+        return [leasing.claim(row.execution_id, row, now, offer.lease) for row in leased]
 
     def finish(
         self,

@@ -229,7 +229,7 @@ class Shell:
             )
         self._cascade(conn, loaded, state, new_events)
         lease = offer.lease if offer is not None else leasing.DEFAULT_LEASE
-        return state, [_claim(execution_id, state.tasks[t], now, lease) for t in mine]
+        return state, [leasing.claim(execution_id, state.tasks[t], now, lease) for t in mine]
 
     def _lease(
         self,
@@ -272,7 +272,7 @@ class Shell:
             if slot is None:
                 continue
             state = self._lease(spec, state, task, slot.offer, now, leases, new_events)
-            claim = _claim(state.id, state.tasks[task.id], now, slot.offer.lease)
+            claim = leasing.claim(state.id, state.tasks[task.id], now, slot.offer.lease)
             conn.info[_HANDOFFS].append((slot, claim))
         return state
 
@@ -495,24 +495,6 @@ def _takeable(before: st.Execution, after: st.Execution, offer: leasing.Offer) -
     new = [t for k, t in after.tasks.items() if k not in before.tasks and t.worker is None]
     fits = [t for t in new if t.queue in offer.queues and t.activity in offer.activities]
     return fits[: offer.slots]
-
-
-def _claim(execution_id: str, task: st.Task, now: float, lease: float) -> leasing.Claim:
-    return leasing.Claim(
-        task_id=task.id,
-        execution_id=execution_id,
-        activity=task.activity,
-        state=task.state,
-        input=task.input,
-        attempt=task.attempt,
-        key=task.key,
-        timeout=task.timeout,
-        heartbeat=task.heartbeat,
-        deadline=None if task.timeout is None else now + task.timeout,
-        started_at=now,
-        heartbeat_details=task.heartbeat_details,
-        lease=lease,
-    )
 
 
 def _check_input(spec: model.Definition, input: JSON) -> None:
