@@ -14,7 +14,7 @@ from typing import Any
 import click
 import sqlalchemy as sa
 
-from engine import errors
+from engine import database, errors
 
 
 class CairnGroup(click.Group):
@@ -33,8 +33,7 @@ class CairnGroup(click.Group):
         except sa.exc.DBAPIError as exc:
             # The database refused (unreachable, locked for too long, disk full...): nothing
             # was half-written, since every change is one transaction.
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            click.echo(f"error: the database refused: {reason}", err=True)
+            click.echo(f"error: the database refused: {database.reason(exc)}", err=True)
             sys.exit(1)
 
 

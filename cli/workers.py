@@ -39,7 +39,7 @@ from engine import database, leasing, worker
 )
 @click.option(
     "--poll",
-    default=0.2,
+    default=worker.DEFAULT_POLL,
     show_default=True,
     metavar="SECONDS",
     help="How often to look for work and due timers even when no news of any came.",

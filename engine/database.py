@@ -88,6 +88,12 @@ def _sqlite(url: sa.URL) -> sa.Engine:
     return engine
 
 
+def reason(exc: sa.exc.DBAPIError) -> str:
+    """The driver's own words for a refusal, on one line (SQLAlchemy appends a link)."""
+    text = str(exc.orig if exc.orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def writer_lock(engine: sa.Engine) -> contextlib.AbstractContextManager[Any]:
     """What a writing transaction holds around its BEGIN ... COMMIT.
 

@@ -26,15 +26,20 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from engine import activities, events, invoke, leasing, roster, service, tables, wakeup
+from engine import activities, database, events, invoke, leasing, roster, service, tables, wakeup
 from engine.expressions import JSON
 
 log = logging.getLogger("cairn.worker")
 
+DEFAULT_POLL = 0.2
+"""How often a worker looks for work and due timers with no news of any: only the fallback,
+since new work wakes it at once (``engine.wakeup``)."""
 LISTEN_SLICE = 0.5
 """The listener's longest wait at a time: how soon it notices that the worker stopped."""
 RECORDING_TIMEOUT = 10.0
 """How long a stopping worker waits, past its grace period, for outcomes being recorded."""
+RECORD_PAUSE = (0.05, 2.0)
+"""First and longest pause between tries to record an outcome the database refused."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,7 +61,7 @@ class Worker:
         *,
         queues: Collection[str] = ("default",),
         concurrency: int = 4,
-        poll: float = 0.2,
+        poll: float = DEFAULT_POLL,
         grace: float = 30.0,
         lease: float = leasing.DEFAULT_LEASE,
         worker_id: str | None = None,
@@ -87,6 +92,7 @@ class Worker:
         self._recorded = threading.Condition(self._lock)
         self._threads: list[threading.Thread] = []
         self._handed_back = 0
+        self._claiming = _Trouble("claiming tasks")
         self._backlog = False
         """The last look for work may have left tasks behind (every idle slot got one, or
         none was idle): a slot that falls idle has the dispatcher look again."""
@@ -143,7 +149,8 @@ class Worker:
                 try:
                     self._handed_back += self.service.release(self.id, [claim.task_id])
                 except sa.exc.OperationalError as exc:
-                    log.warning("could not hand back %s yet: %s", claim.task_id, exc)
+                    reason = database.reason(exc)
+                    log.warning("could not hand back %s yet: %s", claim.task_id, reason)
                 return
             claim = self._run(claim)
 
@@ -175,22 +182,23 @@ class Worker:
                 self._in_flight.pop(claim.task_id, None)
             raise
         with self._lock:
-            self._in_flight.pop(claim.task_id, None)
             self._recording += 1
         if isinstance(outcome, events.FailTask) and checkpoint[0] is not None:
             # The next attempt starts from where this one got to.
             outcome = dataclasses.replace(outcome, heartbeat_details=checkpoint[0])
-        offer = None if self.stopping.is_set() else self.offer
         try:
-            following = self.service.finish(claim, self.id, outcome, offer)  # type: ignore[arg-type]
+            following = self._record(claim, outcome)  # type: ignore[arg-type]
         except sa.exc.OperationalError as exc:
-            # Nothing was recorded: the lease runs out and the task comes back, same key.
-            # The slot lives on; letting the error end its thread would lose it for good.
-            log.warning("could not record %s, it will run again: %s", claim.task_id, exc)
-            self._report("lost", claim, f"could not record the outcome: {exc}")
+            # Stopping with nothing recorded: the task goes back (handed back, or when the
+            # lease runs out) and runs again with the same key.  The slot lives on; letting
+            # the error end its thread would lose it for good.
+            reason = database.reason(exc)
+            log.warning("could not record %s, it will run again: %s", claim.task_id, reason)
+            self._report("lost", claim, f"could not record the outcome: {reason}")
             return None
         finally:
             with self._recorded:
+                self._in_flight.pop(claim.task_id, None)
                 self._recording -= 1
                 self._recorded.notify_all()
         if following is None:
@@ -202,6 +210,29 @@ class Worker:
             self._report("succeeded", claim)
         return following[0] if following else None
 
+    def _record(
+        self, claim: leasing.Claim, outcome: events.CompleteTask | events.FailTask
+    ) -> list[leasing.Claim] | None:
+        """Record an outcome, trying again while the database refuses (a lost connection, a
+        full disk), until the worker stops.
+
+        The claim stays in flight meanwhile, so the worker's beat keeps renewing its lease
+        and the activity, which did its work, need not run again.  Trying again is safe:
+        ``finish`` applies an outcome only if this worker still holds the task.
+        """
+        pause, longest = RECORD_PAUSE
+        while True:
+            offer = None if self.stopping.is_set() else self.offer
+            try:
+                return self.service.finish(claim, self.id, outcome, offer)
+            except sa.exc.OperationalError as exc:
+                if self.stopping.is_set():
+                    raise
+                reason = database.reason(exc)
+                log.warning("could not record %s yet, will try again: %s", claim.task_id, reason)
+            self.stopping.wait(pause)
+            pause = min(pause * 2, longest)
+
     def _heartbeat(self, claim: leasing.Claim, details: JSON, checkpoint: list[JSON]) -> bool:
         """Renew the lease for an activity; a database hiccup is not the activity's failure."""
         if details is not None:
@@ -209,7 +240,8 @@ class Worker:
         try:
             return self.service.renew(claim, self.id, details)
         except sa.exc.OperationalError as exc:
-            log.warning("heartbeat of %s not recorded, will try again: %s", claim.task_id, exc)
+            reason = database.reason(exc)
+            log.warning("heartbeat of %s not recorded, will try again: %s", claim.task_id, reason)
             return True
 
     def _report(self, kind: str, claim: leasing.Claim, detail: str = "") -> None:
@@ -243,8 +275,9 @@ class Worker:
         try:
             if not self.stopping.is_set():
                 claims = self.service.claim(dataclasses.replace(self.offer, slots=len(slots)))
+            self._claiming.works()
         except sa.exc.OperationalError as exc:
-            log.warning("claim failed, will retry: %s", exc)
+            self._claiming.failed(exc)
         finally:
             for slot, claim in zip(slots, claims, strict=False):
                 slot.deliver(claim)
@@ -265,6 +298,7 @@ class Worker:
 
     # -- maintenance ----------------------------------------------------------------------
     def _maintain(self) -> None:
+        maintaining = _Trouble("maintenance (timers, expired leases, the worker's beat)")
         next_beat = time.monotonic() + self.lease / 3
         while not self.stopping.is_set():
             pause = self.poll
@@ -277,8 +311,9 @@ class Worker:
                     self.service.beat(self.presence, running)
                     next_beat = time.monotonic() + self.lease / 3
                 pause = self._until_next_timer()
+                maintaining.works()
             except sa.exc.OperationalError as exc:
-                log.warning("maintenance failed, will retry: %s", exc)
+                maintaining.failed(exc)
             self.stopping.wait(max(0.0, min(pause, next_beat - time.monotonic())))
 
     def _until_next_timer(self) -> float:
@@ -288,3 +323,23 @@ class Worker:
         if due is None:
             return self.poll
         return max(0.0, min(self.poll, float(due) - self.service.clock()))
+
+
+class _Trouble:
+    """A database refusal that repeats at every poll, logged when it starts, when its reason
+    changes and when it ends, not every time."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.reason: str | None = None
+
+    def failed(self, exc: sa.exc.DBAPIError) -> None:
+        reason = database.reason(exc)
+        if reason != self.reason:
+            log.warning("%s failed, will try again every poll: %s", self.what, reason)
+            self.reason = reason
+
+    def works(self) -> None:
+        if self.reason is not None:
+            log.warning("%s works again", self.what)
+            self.reason = None

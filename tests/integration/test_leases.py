@@ -195,9 +195,43 @@ def test_a_worker_stopped_past_its_grace_period_hands_its_task_back(
     support.assert_replays(svc)
 
 
-def test_a_worker_that_cannot_record_an_outcome_keeps_working(
+def refusing_finish(svc: service.Service, monkeypatch: pytest.MonkeyPatch, times: int) -> list[str]:
+    """Make ``svc.finish`` fail as a lost connection does, ``times`` times; returns the log."""
+    finish = svc.finish
+    refused: list[str] = []
+
+    def unreachable(claim: leasing.Claim, *args: Any, **kwargs: Any) -> Any:
+        if len(refused) < times:
+            refused.append(claim.task_id)
+            raise sa.exc.OperationalError("COMMIT", {}, Exception("server closed the connection"))
+        return finish(claim, *args, **kwargs)
+
+    monkeypatch.setattr(svc, "finish", unreachable)
+    return refused
+
+
+def test_a_worker_records_an_outcome_once_the_database_takes_it_again(
     svc: service.Service,
-    clock: FakeClock,
+    recorder: Recorder,
+    start_worker: Callable[..., worker.Worker],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorder.add("Slow", lambda params, ctx: {"attempt": ctx.attempt})
+    support.deploy(svc, slow_flow())
+    execution_id = svc.start("slow", {})["id"]
+    refused = refusing_finish(svc, monkeypatch, times=3)
+    start_worker(svc, recorder.registry, concurrency=1)
+
+    view = support.wait_closed(svc, execution_id)
+    assert (view["status"], view["output"]) == ("SUCCEEDED", {"attempt": 1})
+    assert len(refused) == 3
+    # The activity did its work once; its outcome waited for the database, not a new run.
+    assert [c.key for c in recorder.calls] == [f"{execution_id}:Work:1"]
+    support.assert_replays(svc)
+
+
+def test_a_worker_that_stops_before_it_could_record_hands_the_task_back(
+    svc: service.Service,
     recorder: Recorder,
     start_worker: Callable[..., worker.Worker],
     monkeypatch: pytest.MonkeyPatch,
@@ -206,21 +240,44 @@ def test_a_worker_that_cannot_record_an_outcome_keeps_working(
     support.deploy(svc, slow_flow())
     execution_id = svc.start("slow", {})["id"]
     finish = svc.finish
-    lost: list[str] = []
+    refused = refusing_finish(svc, monkeypatch, times=1_000_000)
+    first = start_worker(svc, recorder.registry, concurrency=1)
+    support.wait_until(lambda: len(refused) >= 2, "the outcome to be refused twice")
+    assert first.stop(grace=0) == 1
+    assert [(r.lease_owner, r.attempt) for r in task_rows(svc)] == [(None, 1)]
 
-    def unreachable_once(claim: leasing.Claim, *args: Any, **kwargs: Any) -> Any:
-        if not lost:
-            lost.append(claim.task_id)
-            raise sa.exc.OperationalError("COMMIT", {}, Exception("server closed the connection"))
-        return finish(claim, *args, **kwargs)
-
-    monkeypatch.setattr(svc, "finish", unreachable_once)
+    monkeypatch.setattr(svc, "finish", finish)  # the database is back
     start_worker(svc, recorder.registry, concurrency=1)
-    support.wait_until(lambda: lost, "the outcome to be lost")
-    assert events.TASK_SUCCEEDED not in support.types_of(svc, execution_id)
-    # Nothing was recorded; once the lease runs out the task comes back to the same slot.
-    clock.advance(leasing.DEFAULT_LEASE)
     view = support.wait_closed(svc, execution_id)
     assert (view["status"], view["output"]) == ("SUCCEEDED", {"attempt": 1})
     assert [c.key for c in recorder.calls] == [f"{execution_id}:Work:1"] * 2
     support.assert_replays(svc)
+
+
+def test_claims_the_database_refuses_are_logged_once_while_it_lasts(
+    svc: service.Service,
+    slow: Recorder,
+    start_worker: Callable[..., worker.Worker],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    support.deploy(svc, slow_flow())
+    execution_id = svc.start("slow", {})["id"]
+    claim = svc.claim
+    refused: list[leasing.Offer] = []
+
+    def full(offer: leasing.Offer) -> list[leasing.Claim]:
+        if len(refused) < 5:
+            refused.append(offer)
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("database or disk is full"))
+        return claim(offer)
+
+    monkeypatch.setattr(svc, "claim", full)
+    with caplog.at_level("WARNING", logger="cairn.worker"):
+        start_worker(svc, slow.registry, concurrency=1)
+        assert support.wait_closed(svc, execution_id)["status"] == "SUCCEEDED"
+    assert len(refused) == 5
+    assert [r.getMessage() for r in caplog.records] == [
+        "claiming tasks failed, will try again every poll: database or disk is full",
+        "claiming tasks works again",
+    ]
