@@ -88,9 +88,11 @@ def _sqlite(url: sa.URL) -> sa.Engine:
     return engine
 
 
-def reason(exc: sa.exc.DBAPIError) -> str:
-    """The driver's own words for a refusal, on one line (SQLAlchemy appends a link)."""
-    text = str(exc.orig if exc.orig is not None else exc).strip()
+def reason(exc: BaseException) -> str:
+    """The driver's own words for a refusal, on one line (SQLAlchemy appends a link, libpq
+    a hint on lines of their own)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 

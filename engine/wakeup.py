@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from engine import store
+from engine import database, store
 
 log = logging.getLogger("cairn.worker")
 
@@ -77,7 +77,8 @@ class _Notifications:
                 return True  # whatever was announced while nobody listened
             heard = {n.payload for n in self.conn.notifies(timeout=timeout, stop_after=1)}
         except psycopg.Error as exc:
-            log.warning("listening for new work failed, polling meanwhile: %s", exc)
+            reason = database.reason(exc)
+            log.warning("listening for new work failed, polling meanwhile: %s", reason)
             self.close()
             time.sleep(timeout)
             return True
@@ -124,7 +125,8 @@ class _DataVersion:
                     return False
                 time.sleep(min(SQLITE_TICK, left))
         except sqlite3.Error as exc:
-            log.warning("watching for new work failed, polling meanwhile: %s", exc)
+            reason = database.reason(exc)
+            log.warning("watching for new work failed, polling meanwhile: %s", reason)
             self.close()
             time.sleep(max(0.0, deadline - time.monotonic()))
             return True
