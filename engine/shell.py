@@ -117,7 +117,7 @@ class Shell:
                 leases: dict[str, tuple[str, float]] = {}
                 state = self._hand_off(conn, spec, st.initial_state(), state, now, leases, pending)
                 store.insert_execution(conn, state)
-                self._write(conn, execution_id, state, pending, leases)
+                self._write(conn, execution_id, state, pending, now, leases)
                 conn.info[_WRITTEN].append(state)
                 fresh = store.Loaded(
                     id=execution_id,
@@ -223,6 +223,7 @@ class Shell:
                 execution_id,
                 state,
                 new_events,
+                now,
                 leases,
                 before=loaded.state,
                 gone=gone,
@@ -375,7 +376,7 @@ class Shell:
         leases: dict[str, tuple[str, float]] = {}
         state = self._hand_off(conn, spec, st.initial_state(), state, now, leases, pending)
         store.insert_execution(conn, state, parent=parent)
-        self._write(conn, child.id, state, pending, leases)
+        self._write(conn, child.id, state, pending, now, leases)
         if state.closed:
             self._tell_parent(conn, parent, state)
 
@@ -385,14 +386,18 @@ class Shell:
         execution_id: str,
         state: st.Execution,
         new_events: Sequence[events.Event],
+        now: float,
         leases: dict[str, tuple[str, float]],
         before: st.Execution | None = None,
         gone: str | None = None,
     ) -> None:
-        """Append events and bring the task and timer rows in line with the new state."""
+        """Append events and bring the task and timer rows in line with the new state.
+
+        ``now`` is the decision's time: a task leased in passing starts then, so that its
+        lease and its deadline (counted from the same moment) end together.
+        """
         old = before or st.initial_state()
         store.append(conn, execution_id, state.run, new_events)
-        now = self.clock()
         store.delete_tasks(conn, [k for k in old.tasks if k not in state.tasks and k != gone])
         new = [t for k, t in state.tasks.items() if k not in old.tasks]
         store.insert_tasks(conn, execution_id, new, now, leases)

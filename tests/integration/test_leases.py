@@ -70,6 +70,46 @@ def test_a_task_past_its_timeout_fails_with_states_timeout(
     support.assert_replays(svc)
 
 
+class TickingClock(FakeClock):
+    """A clock that moves a millisecond every time it is read, as a real one does."""
+
+    def __call__(self) -> float:
+        return self.advance(0.001)
+
+
+def test_a_lease_taken_in_passing_ends_with_the_task_s_timeout(
+    make_service: Callable[..., service.Service], slow: Recorder
+) -> None:
+    """The lease a finishing worker takes on the next task, and that task's deadline, count
+    from one moment: a dead worker's task past its TimeoutSeconds times out, never goes back
+    as the same attempt with a deadline of its own."""
+    clock = TickingClock()
+    svc = make_service(clock)
+    support.deploy(svc, TWO_STEPS)
+    execution_id = svc.start("two", {})["id"]
+    offer = support.offer(slow.registry, "w1")
+    (first,) = svc.claim(offer)
+    (second,) = svc.finish(first, "w1", done(first.task_id, "w1"), offer) or []
+    (row,) = task_rows(svc)
+    assert row.lease_expires_at == row.started_at + 3 == second.deadline
+    # The worker died; the clock reads the moment its lease ends.
+    clock.now = row.lease_expires_at - 0.001
+    assert svc.expire_leases() == 1
+    (timed_out,) = support.history(svc, execution_id, events.TASK_TIMED_OUT)
+    assert timed_out.details["error"] == "States.Timeout"
+    support.assert_replays(svc)
+
+
+TWO_STEPS = """
+Name: two
+Version: 1
+StartAt: First
+States:
+  First: {Type: Task, Activity: Slow, Next: Second}
+  Second: {Type: Task, Activity: Slow, TimeoutSeconds: 3, End: true}
+"""
+
+
 def test_a_missed_heartbeat_fails_with_states_heartbeat_timeout(
     svc: service.Service, clock: FakeClock, slow: Recorder
 ) -> None:
