@@ -65,7 +65,9 @@ def check_orders(
 ) -> list[harness.Rerun]:
     """Every order shipped, replays, ran each attempt once bar kills, and charged once."""
     views = [client.describe(i) for i in ids]
-    assert Counter(v["status"] for v in views) == {"SUCCEEDED": len(ids)}
+    failed = {v["id"]: (v["status"], v["error"], v["cause"]) for v in views}
+    failed = {k: v for k, v in failed.items() if v[0] != "SUCCEEDED"}
+    assert failed == {}, [support.history(client, k) for k in failed]
     assert {v["output"]["status"] for v in views} == {"shipped"}
     assert support.assert_replays(client) == len(ids)
     runs = harness.Journal.read(journal)
