@@ -131,4 +131,12 @@ class _immediate:
         self.conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind: object, *_: object) -> None:
-        self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                # Left open, the transaction would fail every later call on this thread.
+                self.conn.execute("ROLLBACK")
+                raise
+        self.conn.execute("ROLLBACK")
