@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Any
 
+from engine import database
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS charges (
     idempotency_key TEXT PRIMARY KEY,
@@ -52,7 +54,7 @@ def _db() -> sqlite3.Connection:
     conn: sqlite3.Connection | None = getattr(_local, "conn", None)
     if conn is None or getattr(_local, "path", None) != current:
         conn = sqlite3.connect(current, timeout=60, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        database.wal(conn, 60)
         conn.executescript(SCHEMA)
         _local.conn, _local.path = conn, current
     return conn

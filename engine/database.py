@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import threading
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -71,8 +73,8 @@ def _sqlite(url: sa.URL) -> sa.Engine:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" below issue BEGIN itself (pysqlite's own is deferred).
         dbapi_connection.isolation_level = None
+        wal(dbapi_connection, BUSY_TIMEOUT_MS / 1000)
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
@@ -86,6 +88,24 @@ def _sqlite(url: sa.URL) -> sa.Engine:
         driver.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def wal(conn: sqlite3.Connection, patience: float) -> None:
+    """Put a SQLite file in WAL mode (it stays so), waiting up to ``patience`` seconds.
+
+    On a new file, processes that start together race to switch it, and SQLite answers
+    the losers "database is locked" at once, without its busy handler: a worker and a
+    `cairn start` on a fresh database would otherwise fail now and then.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)
 
 
 def reason(exc: BaseException) -> str:
