@@ -10,8 +10,8 @@ import json
 from typing import Any
 
 from activities import provider
-from engine import ActivityError, activity
-from engine.invoke import Context
+from cairn import ActivityError, activity
+from cairn.runtime.invoke import Context
 
 FRAUD_DOMAIN = "@fraud.test"
 """Orders from this mail domain score as fraud, so the demo can show a rejected order."""

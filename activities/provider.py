@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from engine import database
+from cairn.runtime import database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS charges (

@@ -8,7 +8,7 @@ own for the in-process benchmark.
 from __future__ import annotations
 
 from bench import workloads
-from engine import activities
+from cairn import activities
 
 for _name, _handler in workloads.order().registry.items():
     activities.registry.register(_name, _handler)

@@ -34,7 +34,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench import engine as bench
-from engine import activities, definition, service, tables, worker
+from cairn import activities
+from cairn.definitions import document as definition
+from cairn.runtime import service, tables, worker
 
 STEP_PASS = """
 Name: counter

@@ -49,8 +49,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from bench import workloads
-from engine import database, service, worker
-from engine.expressions import JSON
+from cairn.core.expressions import JSON
+from cairn.runtime import database, service, worker
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DATABASES = ("sqlite", "postgres")

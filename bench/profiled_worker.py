@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from bench.engine import ThreadProfiles
-from cli.main import main
+from cairn.cli.main import main
 
 
 def run(out: str, args: list[str]) -> int:

@@ -45,8 +45,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench import engine, workloads
-from engine import events, service, tables
-from engine.expressions import JSON
+from cairn.core import events
+from cairn.core.expressions import JSON
+from cairn.runtime import service, tables
 
 STARTERS = 2
 READY_TIMEOUT = 60.0

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from engine import definition
+from cairn.definitions import document as definition
 
 STATES = 2_000
 RUNS = 7

@@ -14,8 +14,10 @@ from typing import Any
 
 import yaml
 
-from engine import activities, definition, model
-from engine.expressions import JSON
+from cairn import activities
+from cairn.core import model
+from cairn.core.expressions import JSON
+from cairn.definitions import document as definition
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ORDER_V1 = ROOT / "definitions" / "order" / "v1.yaml"

@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from engine import activities, errors, service
+from cairn import activities, errors
+from cairn.runtime import service
 
 
 class UsageError(errors.CairnError):
@@ -54,7 +55,14 @@ def parse_target(target: str) -> tuple[str, int | None]:
 
 
 def load_activities(modules: Sequence[str]) -> activities.Registry:
-    """Import the activity modules (default: the ``activities`` package) and return the registry."""
+    """Import the activity modules (default: the ``activities`` package) and return the registry.
+
+    Like ``celery`` and ``rq worker``, modules are found in the current directory first, so a
+    user runs ``cairn worker`` in their project folder without setting ``PYTHONPATH``.
+    """
+    here = str(Path.cwd())
+    if here not in sys.path:
+        sys.path.insert(0, here)
     for module in modules or ("activities",):
         activities.import_module(module)
     return activities.registry

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
-from cli import common
-from engine import adapter, definition, errors
+from cairn import errors
+from cairn.cli import common
+from cairn.codeflow import adapter
+from cairn.definitions import document as definition
 
 SUFFIXES = (".yaml", ".yml", ".json", ".py")
 

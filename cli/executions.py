@@ -8,8 +8,10 @@ from typing import Any
 
 import click
 
-from cli import common
-from engine import decider, definition, model, worker
+from cairn.cli import common
+from cairn.core import decider, model
+from cairn.definitions import document as definition
+from cairn.runtime import worker
 
 INPUT_HELP = "Input JSON: inline, @path/to/file.json, or - for standard input."
 

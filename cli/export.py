@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from cli import common
-from engine import adapter
+from cairn.cli import common
+from cairn.codeflow import adapter
 
 
 @click.command(name="export")

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import click
 
-from engine import definition, errors, graph
+from cairn import diagram as graph
+from cairn import errors
+from cairn.definitions import document as definition
 
 # What each output file suffix holds: a diagram's text, or a picture Graphviz draws.
 TEXT_FORMATS = {".mmd": "mermaid", ".dot": "dot", ".gv": "dot"}

@@ -14,7 +14,8 @@ from typing import Any
 import click
 import sqlalchemy as sa
 
-from engine import database, errors
+from cairn import errors
+from cairn.runtime import database
 
 
 class CairnGroup(click.Group):
@@ -55,20 +56,20 @@ def main(ctx: click.Context, db: str) -> None:
     ctx.obj = {"db": db}
 
 
-from cli import validate  # noqa: E402  (commands register after the group exists)
+from cairn.cli import validate  # noqa: E402  (commands register after the group exists)
 
 main.add_command(validate.validate)
 
-from cli import graph  # noqa: E402  (commands register after the group exists)
+from cairn.cli import graph  # noqa: E402  (commands register after the group exists)
 
 main.add_command(graph.command)
 
-from cli import definitions, executions, workers  # noqa: E402  (commands register after the group exists)
+from cairn.cli import definitions, executions, workers  # noqa: E402  (commands register after the group exists)
 
 main.add_command(definitions.deploy)
 main.add_command(definitions.list_definitions)
 
-from cli import export  # noqa: E402  (commands register after the group exists)
+from cairn.cli import export  # noqa: E402  (commands register after the group exists)
 
 main.add_command(export.export)
 for _command in executions.COMMANDS + workers.COMMANDS:

@@ -1,6 +1,6 @@
 """The CLI reference of the README, generated from the commands' own ``--help``.
 
-``python3 -m cli.reference`` prints it; a test checks that the README holds exactly this
+``python3 -m cairn.cli.reference`` prints it; a test checks that the README holds exactly this
 text, so the reference cannot drift from the code.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from cli.main import main
+from cairn.cli.main import main
 
 WIDTH = 100
 SETTINGS = {"terminal_width": WIDTH, "max_content_width": WIDTH, **main.context_settings}

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 
 import click
 
-from engine import activities, adapter, definition, errors
+from cairn import activities, errors
+from cairn.codeflow import adapter
+from cairn.definitions import document as definition
 
 SUFFIXES = (".yaml", ".yml", ".json", ".py")
 

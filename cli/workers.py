@@ -10,8 +10,8 @@ from types import FrameType
 
 import click
 
-from cli import common
-from engine import database, leasing, worker
+from cairn.cli import common
+from cairn.runtime import database, leasing, worker
 
 
 @click.command(name="worker")

@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from engine import errors
+from cairn import errors
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)

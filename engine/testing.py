@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from engine import decider, events, model
-from engine import state as st
-from engine.expressions import JSON, Expression
+from cairn.core import decider, events, model
+from cairn.core import state as st
+from cairn.core.expressions import JSON, Expression
 
 START_TIME = 1_767_225_600.0
 """2026-01-01T00:00:00Z: the default clock reading at which a simulated execution starts."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import activities  # noqa: F401  (registers the handlers this flow names)
-from engine import Errors, Flow, Retry, Undo, Value, workflow
+from cairn import Errors, Flow, Retry, Undo, Value, workflow
 
 THIRTY_DAYS = 30 * 24 * 3600
 

@@ -3,7 +3,7 @@
 A case is ``{name, definition, input, outcomes, signals, cancel_at, expected, states}``:
 ``definition`` is a definition document (``Name`` and ``Version`` may be left out) or
 ``{file: PATH}`` from the repository root; ``outcomes`` maps activity names to an outcome, a
-list of outcomes by attempt, or ``{calls: [...]}`` by call (see ``engine.testing``, ``Script``
+list of outcomes by attempt, or ``{calls: [...]}`` by call (see ``cairn.testing``, ``Script``
 and ``Outcome.parse``); ``expected`` holds the
 ``status`` and the ``output`` or ``error`` (and optionally ``cause`` and ``tasks``, the
 scheduled tasks as ``Activity#attempt``); ``states`` lists the states entered, in order.
@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
-from engine import events, testing
-from engine import state as st
+from cairn import testing
+from cairn.core import events
+from cairn.core import state as st
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = Path(__file__).parent / "cases"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from engine import database, service
+from cairn.runtime import database, service
 from tests.crash import handlers, harness
 from tests.integration import conftest as integration
 

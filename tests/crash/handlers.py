@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from activities import provider
-from engine import ActivityError, activity
-from engine.invoke import Context
+from cairn import ActivityError, activity
+from cairn.runtime.invoke import Context
 from tests.integration import support
 
 JOURNAL = "CAIRN_CRASH_JOURNAL"

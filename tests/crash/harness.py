@@ -21,7 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import events, service
+from cairn.core import events
+from cairn.runtime import service
 from tests.crash import handlers
 from tests.integration import support
 

@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 from activities import provider
-from engine import definition, events, service
+from cairn.core import events
+from cairn.definitions import document as definition
+from cairn.runtime import service
 from tests.crash import handlers, harness
 from tests.integration import support
 

@@ -18,7 +18,9 @@ import pytest
 import sqlalchemy as sa
 
 from activities import provider
-from engine import definition, events, service, tables
+from cairn.core import events
+from cairn.definitions import document as definition
+from cairn.runtime import service, tables
 from tests.crash import handlers, harness
 from tests.integration import support
 from tests.integration.conftest import _conninfo

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine import ActivityError, activity
-from engine.invoke import Context
+from cairn import ActivityError, activity
+from cairn.runtime.invoke import Context
 from tests.integration import flows
 
 GATES = "CAIRN_TEST_GATES"

@@ -11,8 +11,8 @@ import os
 import time
 from typing import Any
 
-from engine import ActivityError, activity
-from engine.invoke import Context
+from cairn import ActivityError, activity
+from cairn.runtime.invoke import Context
 from tests.integration import flows
 
 GATE_TIMEOUT = 60.0

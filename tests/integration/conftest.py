@@ -20,7 +20,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from engine import activities, database, service, worker
+from cairn import activities
+from cairn.runtime import database, service, worker
 from tests.integration import support
 
 POSTGRES_URL = os.environ.get(

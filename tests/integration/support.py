@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from activities import orders
-from engine import activities, definition, events, invoke, leasing, service
-from engine.expressions import JSON
+from cairn import activities
+from cairn.core import events
+from cairn.core.expressions import JSON
+from cairn.definitions import document as definition
+from cairn.runtime import invoke, leasing, service
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = Path(__file__).parent / "definitions"

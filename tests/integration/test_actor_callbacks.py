@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
-from engine import decider, errors, events, invoke, service, tables
+from cairn import errors
+from cairn.cli.main import main
+from cairn.core import decider, events
+from cairn.runtime import invoke, service, tables
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 

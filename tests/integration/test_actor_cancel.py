@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
-from engine import errors, events, invoke, service, tables, worker
+from cairn import errors
+from cairn.cli.main import main
+from cairn.core import events
+from cairn.runtime import invoke, service, tables, worker
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 

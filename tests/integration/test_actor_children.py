@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import events, service, tables
+from cairn.core import events
+from cairn.runtime import service, tables
 from tests.integration import actor_flows, support
 from tests.integration.support import Recorder
 

@@ -11,8 +11,9 @@ from collections import Counter
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
-from engine import events, service
+from cairn.cli.main import main
+from cairn.core import events
+from cairn.runtime import service
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 

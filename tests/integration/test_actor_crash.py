@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from engine import events, service
+from cairn.core import events
+from cairn.runtime import service
 from tests.integration import actor_flows, flows, support
 
 pytestmark = pytest.mark.crash

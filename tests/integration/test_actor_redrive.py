@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
-from engine import ActivityError, errors, events, invoke, service, tables
+from cairn import ActivityError, errors
+from cairn.cli.main import main
+from cairn.core import events
+from cairn.runtime import invoke, service, tables
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 

@@ -11,8 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from activities import provider
-from cli.main import main
-from engine import decider, definition, events, invoke, service, tables
+from cairn.cli.main import main
+from cairn.core import decider, events
+from cairn.definitions import document as definition
+from cairn.runtime import invoke, service, tables
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 

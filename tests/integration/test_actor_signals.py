@@ -10,8 +10,10 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from cli.main import main
-from engine import decider, errors, events, service, tables
+from cairn import errors
+from cairn.cli.main import main
+from cairn.core import decider, events
+from cairn.runtime import service, tables
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import main
-from engine import events, service
+from cairn.cli.main import main
+from cairn.core import events
+from cairn.runtime import service
 from tests.integration import support
 
 GREET = str(support.DEFINITIONS / "greet.yaml")

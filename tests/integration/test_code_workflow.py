@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
-from engine import adapter, definition, events, service, worker
+from cairn.cli.main import main
+from cairn.codeflow import adapter
+from cairn.core import events
+from cairn.definitions import document as definition
+from cairn.runtime import service, worker
 from tests.integration import flows, support
 from tests.integration.support import FakeClock, Recorder
 
@@ -129,7 +132,7 @@ def test_cli_deploys_a_code_workflow_like_yaml_with_the_same_immutability(
 
 
 SHIP_FLOW = """\
-from engine import workflow
+from cairn import workflow
 
 
 @workflow(name="ship", version=1)
@@ -144,7 +147,7 @@ DURABLE_FLOW = '''\
 """A code workflow for the durability test: deployed, then replaced by a broken one."""
 
 from tests.integration import code_activities  # noqa: F401  (registers the activities)
-from engine import Errors, Flow, Retry, Value, workflow
+from cairn import Errors, Flow, Retry, Value, workflow
 
 
 @workflow(name="durable", version=1)
@@ -178,7 +181,7 @@ BROKEN_FLOW = '''\
 import os
 from pathlib import Path
 
-from engine import workflow
+from cairn import workflow
 
 if os.environ.get("CAIRN_TEST_MARKS"):
     Path(os.environ["CAIRN_TEST_MARKS"], f"imported-{os.getpid()}").touch()

@@ -6,7 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import definition, errors, events, service
+from cairn import errors
+from cairn.core import events
+from cairn.definitions import document as definition
+from cairn.runtime import service
 from tests.integration import support
 from tests.integration.support import Recorder
 

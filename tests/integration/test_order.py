@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from activities import provider
-from engine import decider, definition, events, service, tables, worker
+from cairn.core import decider, events
+from cairn.definitions import document as definition
+from cairn.runtime import service, tables, worker
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import activities, events, service, worker
+from cairn import activities
+from cairn.core import events
+from cairn.runtime import service, worker
 from tests.integration import flows, support
 
 EXECUTIONS = 60

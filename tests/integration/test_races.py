@@ -17,7 +17,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from engine import events, service, store
+from cairn.core import events
+from cairn.runtime import service, store
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from engine import ActivityError, events, service, worker
-from engine.invoke import PAYLOAD_LIMIT
+from cairn import ActivityError
+from cairn.core import events
+from cairn.runtime import service, worker
+from cairn.runtime.invoke import PAYLOAD_LIMIT
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 

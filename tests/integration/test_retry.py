@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import events, service, tables
+from cairn.core import events
+from cairn.runtime import service, tables
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from engine import events, leasing, service, tables, worker
+from cairn.core import events
+from cairn.runtime import leasing, service, tables, worker
 from tests.integration import support
 from tests.integration.support import Recorder
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine import errors, events, service, tables
+from cairn import errors
+from cairn.core import events
+from cairn.runtime import service, tables
 from tests.integration import support
 
 FLOW = """

@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import errors, events, service, tables, worker
+from cairn import errors
+from cairn.core import events
+from cairn.runtime import service, tables, worker
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 

@@ -15,8 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from cli.main import main
-from engine import database, events, leasing, service, tables, worker
+from cairn.cli.main import main
+from cairn.core import events
+from cairn.runtime import database, leasing, service, tables, worker
 from tests.integration import flows, support
 from tests.integration.support import FakeClock, Recorder
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import activity
+from cairn import activity
 
 
 @activity("X")

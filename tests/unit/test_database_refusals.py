@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from cli.main import main
-from engine import database
+from cairn.cli.main import main
+from cairn.runtime import database
 
 
 def test_a_database_that_cannot_be_reached_is_one_line() -> None:

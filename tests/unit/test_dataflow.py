@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from engine import dataflow, model
-from engine.expressions import DataError, Expression, Template, truthy
+from cairn.core import dataflow, model
+from cairn.core.expressions import DataError, Expression, Template, truthy
 
 CONTEXT = {
     "Execution": {"Id": "exec-1", "Input": {"first": True}},

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from engine import decider, events, model
-from engine import state as st
-from engine.events import (
+from cairn.core import decider, events, model
+from cairn.core import state as st
+from cairn.core.events import (
     BeginTask,
     Cancel,
     CompleteTask,
@@ -23,8 +23,8 @@ from engine.events import (
     Start,
     TimeOutTask,
 )
-from engine.testing import START_TIME as T0
-from engine.testing import Harness, Outcome, simulate
+from cairn.testing import START_TIME as T0
+from cairn.testing import Harness, Outcome, simulate
 
 ID = "exec-1"
 

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from engine import definition, errors, source
+from cairn import errors
+from cairn.definitions import document as definition
+from cairn.definitions import source
 
 # Every state type, nested scopes, a poll loop through a Wait, aliases and a merge key.
 FULL = """\

@@ -18,7 +18,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import definition, errors
+from cairn import errors
+from cairn.definitions import document as definition
 
 Path = tuple[str | int, ...]
 

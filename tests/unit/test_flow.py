@@ -1,4 +1,4 @@
-"""Code workflows: every construct of engine.flow compiles to the definition a YAML author
+"""Code workflows: every construct of cairn.codeflow.flow compiles to the definition a YAML author
 would write, which validates and reads back from its YAML export with the same hash."""
 
 from __future__ import annotations
@@ -8,21 +8,10 @@ from typing import Any
 
 import pytest
 
-from engine import (
-    Catch,
-    Errors,
-    Flow,
-    Retry,
-    Undo,
-    Value,
-    activity,
-    definition,
-    events,
-    fn,
-    testing,
-    workflow,
-)
-from engine.activities import ActivityError
+from cairn import Catch, Errors, Flow, Retry, Undo, Value, activity, fn, testing, workflow
+from cairn.activities import ActivityError
+from cairn.core import events
+from cairn.definitions import document as definition
 
 
 def compile_flow(function: Any, **options: Any) -> dict[str, Any]:

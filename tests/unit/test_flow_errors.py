@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
-from engine import Catch, Flow, Undo, Value, errors, sites, workflow
+from cairn import Catch, Flow, Undo, Value, errors, workflow
+from cairn.cli.main import main
+from cairn.codeflow import sites
 
 SOURCE = Path(__file__).read_text(encoding="utf-8").splitlines()
 FILE = sites.shown_file(__file__)
@@ -379,7 +380,7 @@ def test_lambdas_and_handlers_read_only_what_they_may(
 def test_validate_and_export_print_each_problem_on_one_line_and_exit_2(tmp_path: Path) -> None:
     module = tmp_path / "broken_flow.py"
     module.write_text(
-        "from engine import Flow, Value, workflow\n"
+        "from cairn import Flow, Value, workflow\n"
         "\n"
         "@workflow(name='broken', version=1)\n"
         "def broken(flow: Flow, order: Value) -> None:\n"

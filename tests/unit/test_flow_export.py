@@ -15,8 +15,10 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cli.main import main
-from engine import Flow, Value, adapter, definition, workflow
+from cairn import Flow, Value, workflow
+from cairn.cli.main import main
+from cairn.codeflow import adapter
+from cairn.definitions import document as definition
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = "definitions/order_code/v1.py"
@@ -78,7 +80,7 @@ def test_cli_export_prints_yaml_that_deploys_to_the_same_hash(tmp_path: Path) ->
 def test_cli_export_needs_one_workflow(tmp_path: Path) -> None:
     module = tmp_path / "two.py"
     module.write_text(
-        "from engine import workflow\n"
+        "from cairn import workflow\n"
         "@workflow(name='a', version=1)\n"
         "def a(flow, input):\n    flow.task('X')\n"
         "@workflow(name='b', version=1)\n"
@@ -118,7 +120,10 @@ def test_validate_finds_code_workflows_in_folders_and_skips_helper_modules(tmp_p
 
 def test_the_same_definition_in_a_fresh_interpreter_with_another_hash_seed() -> None:
     (code,) = adapter.load(EXAMPLE)
-    script = f"from engine import adapter\nprint(adapter.load({EXAMPLE!r})[0].compile().sha256)\n"
+    script = (
+        "from cairn.codeflow import adapter\n"
+        f"print(adapter.load({EXAMPLE!r})[0].compile().sha256)\n"
+    )
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(ROOT)}
     completed = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,

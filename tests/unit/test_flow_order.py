@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
-from engine import adapter, definition, events, testing
+from cairn import testing
+from cairn.codeflow import adapter
+from cairn.core import events
+from cairn.definitions import document as definition
 
 ROOT = Path(__file__).resolve().parents[2]
 V2 = definition.load(ROOT / "definitions" / "order" / "v2.yaml")

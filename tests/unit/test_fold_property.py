@@ -16,9 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from engine import events, testing
-from engine import state as st
-from engine.testing import Outcome
+from cairn import testing
+from cairn.core import events
+from cairn.core import state as st
+from cairn.testing import Outcome
 
 ERRORS = ["E1", "E2"]
 ACTIVITIES = ["A", "B", "C"]

@@ -1,4 +1,4 @@
-"""Diagrams of definitions: what ``engine.graph`` draws and how ``cairn graph`` writes it."""
+"""Diagrams of definitions: what ``cairn.diagram`` draws and how ``cairn graph`` writes it."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from cli import graph as graph_cli
-from cli.main import main
-from engine import graph
+from cairn import diagram as graph
+from cairn.cli import graph as graph_cli
+from cairn.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = ROOT / "definitions" / "order"

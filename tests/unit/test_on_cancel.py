@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from engine import decider, definition, model
-from engine import events as ev
-from engine import state as st
+from cairn.core import decider, model
+from cairn.core import events as ev
+from cairn.core import state as st
+from cairn.definitions import document as definition
 
 SAGA = """
 Name: hold

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import yaml
 
-from cli.reference import reference
-from engine import definition
+from cairn.cli.reference import reference
+from cairn.definitions import document as definition
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_cli_reference_is_generated_from_the_current_help() -> None:
-    assert reference() in README, "regenerate it: python3 -m cli.reference"
+    assert reference() in README, "regenerate it: python3 -m cairn.cli.reference"
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:

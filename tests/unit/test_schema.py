@@ -17,7 +17,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine import schema
+from cairn.definitions import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from activities import provider
-from engine import database
+from cairn.runtime import database
 
 
 def opened_together(count: int, open_it: Callable[[], object]) -> list[BaseException]:

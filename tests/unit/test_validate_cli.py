@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cli.main import main
+from cairn.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "invalid"
@@ -144,7 +144,7 @@ def test_activities_module_names_unknown_activities(
 ) -> None:
     module = tmp_path / "cairn_validate_fixture_activities.py"
     module.write_text(
-        "from engine.activities import activity\n\n"
+        "from cairn.activities import activity\n\n"
         "@activity('FixtureCharge')\ndef charge(params, ctx):\n    return {}\n\n"
         "@activity('FixtureRefundCard')\ndef refund(params, ctx):\n    return {}\n"
     )
@@ -174,7 +174,8 @@ def test_help_shows_an_example() -> None:
 
 def test_a_real_terminal_never_sees_a_traceback() -> None:
     command = shutil.which("cairn")
-    argv = [command] if command else [sys.executable, "-c", "from cli.main import main; main()"]
+    fallback = [sys.executable, "-c", "from cairn.cli.main import main; main()"]
+    argv = [command] if command else fallback
     completed = subprocess.run(
         [*argv, "validate", "tests/fixtures/invalid"],
         cwd=ROOT,

@@ -1,0 +1,347 @@
+"""The worker: claims tasks it can run, runs them, records outcomes, fires due timers.
+
+Workers pull; nothing pushes.  Each slot thread reads top to bottom: stop flag, wait to be
+handed a task, run it, record it (claiming the next task of the execution in the same
+transaction), repeat.  Slots never poll: a task queued in this process is handed to an idle
+slot by the transaction that queues it, and one dispatcher thread claims, in one statement,
+tasks for all idle slots when work may be waiting: announced here, heard from another
+process by the listener thread (``runtime.wakeup``), left over from a busy moment, or every
+``poll`` seconds.  One maintenance thread fires due timers, expires dead leases, and beats:
+it keeps this worker listed as alive and renews the leases of its running activities.  A
+stop lets running activities finish within a grace period, then hands back what is left so
+another worker can take it at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from cairn import activities
+from cairn.core import events
+from cairn.core.expressions import JSON
+from cairn.runtime import database, invoke, leasing, roster, service, tables, wakeup
+
+log = logging.getLogger("cairn.worker")
+
+DEFAULT_POLL = 0.2
+"""How often a worker looks for work and due timers with no news of any: only the fallback,
+since new work wakes it at once (``runtime.wakeup``)."""
+LISTEN_SLICE = 0.5
+"""The listener's longest wait at a time: how soon it notices that the worker stopped."""
+RECORDING_TIMEOUT = 10.0
+"""How long a stopping worker waits, past its grace period, for outcomes being recorded."""
+RECORD_PAUSE = (0.05, 2.0)
+"""First and longest pause between tries to record an outcome the database refused."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Progress:
+    """One thing a worker did, for people watching it."""
+
+    kind: str  # started | succeeded | failed | lost
+    claim: leasing.Claim
+    detail: str = ""
+
+
+class Worker:
+    """Runs the activities of ``registry`` for tasks of ``queues``, with ``concurrency`` slots."""
+
+    def __init__(
+        self,
+        svc: service.Service,
+        registry: activities.Registry,
+        *,
+        queues: Collection[str] = ("default",),
+        concurrency: int = 4,
+        poll: float = DEFAULT_POLL,
+        grace: float = 30.0,
+        lease: float = leasing.DEFAULT_LEASE,
+        worker_id: str | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.service = svc
+        self.registry = registry
+        self.queues = tuple(queues)
+        self.concurrency = concurrency
+        self.poll = poll
+        self.grace = grace
+        self.lease = lease
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.on_progress = on_progress
+        self.stopping = threading.Event()
+        self.offer = leasing.Offer(
+            worker=self.id,
+            queues=self.queues,
+            activities=tuple(registry),
+            slots=1,
+            lease=lease,
+        )
+        self._in_flight: dict[str, leasing.Claim] = {}
+        """Claims whose activity is running."""
+        self._recording = 0
+        """Slots whose activity has returned and whose outcome is being recorded."""
+        self._lock = threading.Lock()
+        self._recorded = threading.Condition(self._lock)
+        self._threads: list[threading.Thread] = []
+        self._handed_back = 0
+        self._claiming = _Trouble("claiming tasks")
+        self._backlog = False
+        """The last look for work may have left tasks behind (every idle slot got one, or
+        none was idle): a slot that falls idle has the dispatcher look again."""
+
+    # -- life cycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Register the worker and start its threads; returns at once."""
+        self.presence = roster.Presence(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self.queues,
+            activities=tuple(self.registry),
+            concurrency=self.concurrency,
+            lease=self.lease,
+            started_at=self.service.clock(),
+        )
+        self.service.beat(self.presence)
+        for n in range(self.concurrency):
+            self._spawn(self._slot, f"cairn-slot-{n}")
+        self._spawn(self._dispatch, "cairn-dispatch")
+        self._spawn(self._maintain, "cairn-maintenance")
+        # Not waited for by ``stop``: it holds nothing, and ends within LISTEN_SLICE.
+        threading.Thread(target=self._listen, name="cairn-listen", daemon=True).start()
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, grace: float | None = None) -> int:
+        """Stop claiming, wait for running activities, release the rest; returns how many."""
+        self.stopping.set()
+        self.service.unpark(self.id)
+        deadline = time.monotonic() + (self.grace if grace is None else grace)
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        # An outcome that came within the grace period is recorded, not handed back: only
+        # activities still running go to other workers.
+        with self._recorded:
+            self._recorded.wait_for(lambda: self._recording == 0, RECORDING_TIMEOUT)
+        return self._handed_back + self.service.release(self.id)
+
+    # -- the slot loop --------------------------------------------------------------------
+    def _slot(self) -> None:
+        claim: leasing.Claim | None = None
+        while True:
+            if claim is None and not self.stopping.is_set():
+                claim = self.service.park(self.offer, self._fell_idle)
+            if claim is None:
+                return
+            if self.stopping.is_set():
+                # Handed over as the stop came: give it back now, not after the grace period.
+                try:
+                    self._handed_back += self.service.release(self.id, [claim.task_id])
+                except sa.exc.OperationalError as exc:
+                    reason = database.reason(exc)
+                    log.warning("could not hand back %s yet: %s", claim.task_id, reason)
+                return
+            claim = self._run(claim)
+
+    def _fell_idle(self) -> None:
+        if self._backlog:
+            self.service.work.notify()
+
+    def _run(self, claim: leasing.Claim) -> leasing.Claim | None:
+        """Run one claimed task and record it; returns the next task claimed in passing."""
+        checkpoint = [claim.heartbeat_details]
+        ctx = invoke.Context(
+            execution_id=claim.execution_id,
+            state=claim.state,
+            activity=claim.activity,
+            task_id=claim.task_id,
+            attempt=claim.attempt,
+            idempotency_key=claim.key,
+            heartbeat_details=claim.heartbeat_details,
+            worker=self.id,
+            _beat=lambda details: self._heartbeat(claim, details, checkpoint),
+        )
+        self._report("started", claim)
+        with self._lock:
+            self._in_flight[claim.task_id] = claim
+        try:
+            outcome = invoke.invoke(self.registry[claim.activity], claim.input, ctx)
+        except BaseException:
+            with self._lock:
+                self._in_flight.pop(claim.task_id, None)
+            raise
+        with self._lock:
+            self._recording += 1
+        if isinstance(outcome, events.FailTask) and checkpoint[0] is not None:
+            # The next attempt starts from where this one got to.
+            outcome = dataclasses.replace(outcome, heartbeat_details=checkpoint[0])
+        try:
+            following = self._record(claim, outcome)  # type: ignore[arg-type]
+        except sa.exc.OperationalError as exc:
+            # Stopping with nothing recorded: the task goes back (handed back, or when the
+            # lease runs out) and runs again with the same key.  The slot lives on; letting
+            # the error end its thread would lose it for good.
+            reason = database.reason(exc)
+            log.warning("could not record %s, it will run again: %s", claim.task_id, reason)
+            self._report("lost", claim, f"could not record the outcome: {reason}")
+            return None
+        finally:
+            with self._recorded:
+                self._in_flight.pop(claim.task_id, None)
+                self._recording -= 1
+                self._recorded.notify_all()
+        if following is None:
+            self._report("lost", claim, "the lease expired; another worker owns this task now")
+            return None
+        if isinstance(outcome, events.FailTask):
+            self._report("failed", claim, f"{outcome.error}: {outcome.cause}")
+        else:
+            self._report("succeeded", claim)
+        return following[0] if following else None
+
+    def _record(
+        self, claim: leasing.Claim, outcome: events.CompleteTask | events.FailTask
+    ) -> list[leasing.Claim] | None:
+        """Record an outcome, trying again while the database refuses (a lost connection, a
+        full disk), until the worker stops.
+
+        The claim stays in flight meanwhile, so the worker's beat keeps renewing its lease
+        and the activity, which did its work, need not run again.  Trying again is safe:
+        ``finish`` applies an outcome only if this worker still holds the task.
+        """
+        pause, longest = RECORD_PAUSE
+        while True:
+            offer = None if self.stopping.is_set() else self.offer
+            try:
+                return self.service.finish(claim, self.id, outcome, offer)
+            except sa.exc.OperationalError as exc:
+                if self.stopping.is_set():
+                    raise
+                reason = database.reason(exc)
+                log.warning("could not record %s yet, will try again: %s", claim.task_id, reason)
+            self.stopping.wait(pause)
+            pause = min(pause * 2, longest)
+
+    def _heartbeat(self, claim: leasing.Claim, details: JSON, checkpoint: list[JSON]) -> bool:
+        """Renew the lease for an activity; a database hiccup is not the activity's failure."""
+        if details is not None:
+            checkpoint[0] = details
+        try:
+            return self.service.renew(claim, self.id, details)
+        except sa.exc.OperationalError as exc:
+            reason = database.reason(exc)
+            log.warning("heartbeat of %s not recorded, will try again: %s", claim.task_id, reason)
+            return True
+
+    def _report(self, kind: str, claim: leasing.Claim, detail: str = "") -> None:
+        if self.on_progress is not None:
+            self.on_progress(Progress(kind=kind, claim=claim, detail=detail))
+
+    # -- finding work ---------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        """Claim tasks for the idle slots whenever work may be waiting."""
+        work = self.service.work
+        seen = -1  # the work notifier's generation at the last look
+        next_look = 0.0
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            if work.generation != seen or self._backlog or now >= next_look:
+                seen = work.generation
+                next_look = now + self.poll
+                try:
+                    self._backlog = self._fill_idle_slots()
+                except Exception:
+                    # A worker that stopped claiming would sit there looking alive.
+                    log.exception("looking for work failed, will look again")
+            work.wait(seen, max(0.0, next_look - time.monotonic()))
+
+    def _fill_idle_slots(self) -> bool:
+        """One claim for every idle slot; whether work may have been left behind."""
+        slots = self.service.idle_slots(self.id)
+        if not slots:
+            return True
+        claims: list[leasing.Claim] = []
+        try:
+            if not self.stopping.is_set():
+                claims = self.service.claim(dataclasses.replace(self.offer, slots=len(slots)))
+            self._claiming.works()
+        except sa.exc.OperationalError as exc:
+            self._claiming.failed(exc)
+        finally:
+            for slot, claim in zip(slots, claims, strict=False):
+                slot.deliver(claim)
+            self.service.return_slots(slots[len(claims) :])
+        return len(claims) == len(slots)
+
+    def _listen(self) -> None:
+        """Hear of work queued by other processes (see ``runtime.wakeup``)."""
+        listener = wakeup.listen(
+            self.service.db, self.queues, tuple(self.registry), self.service.clock
+        )
+        try:
+            while not self.stopping.is_set():
+                if listener.wait(LISTEN_SLICE):
+                    self.service.work.notify()
+        finally:
+            listener.close()
+
+    # -- maintenance ----------------------------------------------------------------------
+    def _maintain(self) -> None:
+        maintaining = _Trouble("maintenance (timers, expired leases, the worker's beat)")
+        next_beat = time.monotonic() + self.lease / 3
+        while not self.stopping.is_set():
+            pause = self.poll
+            try:
+                self.service.fire_due_timers()
+                self.service.expire_leases()
+                if time.monotonic() >= next_beat:
+                    with self._lock:
+                        running = list(self._in_flight.values())
+                    self.service.beat(self.presence, running)
+                    next_beat = time.monotonic() + self.lease / 3
+                pause = self._until_next_timer()
+                maintaining.works()
+            except sa.exc.OperationalError as exc:
+                maintaining.failed(exc)
+            self.stopping.wait(max(0.0, min(pause, next_beat - time.monotonic())))
+
+    def _until_next_timer(self) -> float:
+        TM = tables.timers
+        with self.service.read() as conn:
+            due = conn.execute(sa.select(sa.func.min(TM.c.due_at))).scalar()
+        if due is None:
+            return self.poll
+        return max(0.0, min(self.poll, float(due) - self.service.clock()))
+
+
+class _Trouble:
+    """A database refusal that repeats at every poll, logged when it starts, when its reason
+    changes and when it ends, not every time."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.reason: str | None = None
+
+    def failed(self, exc: sa.exc.DBAPIError) -> None:
+        reason = database.reason(exc)
+        if reason != self.reason:
+            log.warning("%s failed, will try again every poll: %s", self.what, reason)
+            self.reason = reason
+
+    def works(self) -> None:
+        if self.reason is not None:
+            log.warning("%s works again", self.what)
+            self.reason = None
