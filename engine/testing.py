@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from cairn.core import decider, events, model
+from cairn.core import decider, events, model, names
 from cairn.core import state as st
-from cairn.core.expressions import JSON, Expression
+from cairn.core.expressions import Expression
+from cairn.jsontypes import JSON
 
 START_TIME = 1_767_225_600.0
 """2026-01-01T00:00:00Z: the default clock reading at which a simulated execution starts."""
@@ -59,7 +60,7 @@ class Outcome:
 
     @classmethod
     def time_out(
-        cls, error: str = decider.TIMEOUT, cause: str = "", *, after: float = 0.0
+        cls, error: str = names.TIMEOUT, cause: str = "", *, after: float = 0.0
     ) -> Outcome:
         """The attempt runs past its TimeoutSeconds (or misses a heartbeat: pass that error)."""
         return cls(kind="timeout", error=error, cause=cause, after=after)
@@ -92,7 +93,7 @@ class Outcome:
             )
         if "timeout" in spec:
             return cls.time_out(
-                spec["timeout"] or decider.TIMEOUT, spec.get("cause", ""), after=after
+                spec["timeout"] or names.TIMEOUT, spec.get("cause", ""), after=after
             )
         if spec.get("hold"):
             return cls.hold()

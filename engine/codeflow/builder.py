@@ -21,8 +21,9 @@ from cairn.codeflow import jmespath_tree, options, sites, symbolic
 from cairn.codeflow.jmespath_tree import Origin
 from cairn.codeflow.sites import Site, refuse
 from cairn.codeflow.symbolic import Value
-from cairn.core.expressions import JSON
+from cairn.core import names
 from cairn.definitions.source import Path, dotted
+from cairn.jsontypes import JSON
 
 AMBIGUOUS = Origin(kind="ambiguous", label="different results on different paths")
 """Held by a key that different paths to a step fill with different results."""
@@ -34,7 +35,6 @@ Facts: TypeAlias = "dict[str, Origin]"
 Slot: TypeAlias = "str | tuple[str, int]"
 
 _STATE_NAME = re.compile(r"^[^/\[\]]{1,80}$")
-CONTINUING = frozenset({"Task", "Pass", "Wait", "Parallel", "Map", "Compensate"})
 _OUTPUT_TYPES = frozenset({"Task", "Pass", "Wait", "Parallel", "Map"})
 
 
@@ -179,7 +179,7 @@ class Graph:
         after = dict(facts)
         if origin is not None and not origin.discarded and origin.key is not None:
             after[origin.key] = origin
-        scope.exits = [Exit(body, "Next", after)] if body["Type"] in CONTINUING else []
+        scope.exits = [Exit(body, "Next", after)] if body["Type"] in names.CONTINUING else []
 
     def link(self, exits: Sequence[Exit], target: str) -> None:
         for exit_ in exits:

@@ -13,7 +13,8 @@ from typing import Any, TypeAlias
 
 from cairn import activities
 from cairn.codeflow.sites import internal, refuse
-from cairn.core.expressions import JSON
+from cairn.core import names
+from cairn.jsontypes import JSON
 
 ErrorName: TypeAlias = "str | type[BaseException]"
 Duration: TypeAlias = "int | float | datetime.timedelta"
@@ -23,15 +24,15 @@ Handler: TypeAlias = "Callable[..., object]"
 class Errors:
     """Built-in error names, for ``Retry`` and ``Catch``."""
 
-    ALL = "States.ALL"
-    TIMEOUT = "States.Timeout"
-    HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"
-    TASK_FAILED = "States.TaskFailed"
-    DATA_LIMIT_EXCEEDED = "States.DataLimitExceeded"
-    NO_CHOICE_MATCHED = "States.NoChoiceMatched"
-    ACTIVITY_NOT_FOUND = "Activity.NotFound"
-    CHILD_FAILED = "Workflow.ChildFailed"
-    CANCELLED = "Execution.Cancelled"
+    ALL = names.ALL
+    TIMEOUT = names.TIMEOUT
+    HEARTBEAT_TIMEOUT = names.HEARTBEAT_TIMEOUT
+    TASK_FAILED = names.TASK_FAILED
+    DATA_LIMIT_EXCEEDED = names.DATA_LIMIT_EXCEEDED
+    NO_CHOICE_MATCHED = names.NO_CHOICE_MATCHED
+    ACTIVITY_NOT_FOUND = names.ACTIVITY_NOT_FOUND
+    CHILD_FAILED = names.CHILD_FAILED
+    CANCELLED = names.CANCELLED
 
 
 class _Default:

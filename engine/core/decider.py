@@ -17,17 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from cairn.core import dataflow, events, model
+from cairn.core import dataflow, events, model, names
 from cairn.core import state as st
-from cairn.core.expressions import JSON, DataError, truthy
+from cairn.core.expressions import DataError, truthy
+from cairn.jsontypes import JSON
 
-RUNTIME = "States.Runtime"
-ALL = "States.ALL"
-TASK_FAILED = "States.TaskFailed"
-TIMEOUT = "States.Timeout"
-HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"
-NO_CHOICE = "States.NoChoiceMatched"
-CANCELLED = "Execution.Cancelled"
 CALLBACK_TIMERS = ("callback_timeout", "callback_heartbeat")
 
 _NO_CONTEXT: dict[str, JSON] = {}
@@ -35,8 +29,6 @@ _NO_CONTEXT: dict[str, JSON] = {}
 
 HISTORY_LIMIT = 25_000
 """Events one run may hold by default; a longer run fails and should use ContinueAsNew."""
-HISTORY_LIMIT_EXCEEDED = "States.HistoryLimitExceeded"
-CHILD_FAILED = "Workflow.ChildFailed"
 
 MAX_STEPS = 10_000
 """Transitions one command may cause; more means a loop of pure states that never waits."""
@@ -45,7 +37,7 @@ MAX_RETRY_DELAY = 366 * 86400.0
 """The longest retry back-off: past it a timer's due time would stop being a date."""
 
 COMPENSATION_RETRY = model.Retrier(
-    errors=(ALL,), interval=1.0, backoff_rate=2.0, max_attempts=10, max_delay=300.0
+    errors=(names.ALL,), interval=1.0, backoff_rate=2.0, max_attempts=10, max_delay=300.0
 )
 """Undo steps retry with back-off by default: an undo that gives up early leaves a mess."""
 
@@ -78,7 +70,7 @@ def decide(
     if not step.state.closed and step.state.seq > history_limit:
         step.emit(
             events.EXECUTION_FAILED,
-            error=HISTORY_LIMIT_EXCEEDED,
+            error=names.HISTORY_LIMIT_EXCEEDED,
             cause=f"this run has {step.state.seq} events, over the limit of {history_limit}; "
             "end long loops with a ContinueAsNew state to go on in a fresh history",
         )
@@ -113,17 +105,17 @@ def backoff(retrier: model.Retrier, retry: int, seed: str) -> float:
     return delay
 
 
-def matches(names: tuple[str, ...], error: str) -> bool:
+def matches(equals: tuple[str, ...], error: str) -> bool:
     """Whether an ErrorEquals list covers ``error``; States.Runtime is never covered."""
-    if error == RUNTIME:
+    if error == names.RUNTIME:
         return False
-    if error in names or ALL in names:
+    if error in equals or names.ALL in equals:
         return True
     # A missed heartbeat is a kind of timeout: Step Functions reported it as States.Timeout
     # before States.HeartbeatTimeout existed, and a `States.Timeout` rule still covers it.
-    if error == HEARTBEAT_TIMEOUT and TIMEOUT in names:
+    if error == names.HEARTBEAT_TIMEOUT and names.TIMEOUT in equals:
         return True
-    return TASK_FAILED in names and error not in (TIMEOUT, HEARTBEAT_TIMEOUT)
+    return names.TASK_FAILED in equals and error not in (names.TIMEOUT, names.HEARTBEAT_TIMEOUT)
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -209,7 +201,7 @@ class _Step:
             if steps > MAX_STEPS:
                 self.emit(
                     events.EXECUTION_FAILED,
-                    error=RUNTIME,
+                    error=names.RUNTIME,
                     cause=f"more than {MAX_STEPS} transitions without waiting for a task, "
                     "timer or signal (a loop of Pass/Choice states?)",
                 )
@@ -249,7 +241,7 @@ class _Step:
         for name, payload in command.signals:
             self.emit(events.SIGNAL_RECEIVED, name=name, payload=payload)
         if command.halt is not None:
-            self.emit(events.EXECUTION_FAILED, error=RUNTIME, cause=command.halt)
+            self.emit(events.EXECUTION_FAILED, error=names.RUNTIME, cause=command.halt)
             return
         self.goto("", d.machine.start_at, command.input)
 
@@ -315,7 +307,7 @@ class _Step:
         """Stop at once, or, with OnCancel, drop the work in flight and go on there."""
         target = self.definition.on_cancel
         if target is None or self.state.cancelling is not None:
-            self.emit(events.EXECUTION_CANCELLED, error=CANCELLED, reason=reason)
+            self.emit(events.EXECUTION_CANCELLED, error=names.CANCELLED, reason=reason)
             return
         top = self.state.frames.get("")
         data = top.input if top is not None else self.state.input
@@ -328,7 +320,7 @@ class _Step:
             timeout = self.definition.timeout
             self.emit(
                 events.EXECUTION_TIMED_OUT,
-                error=TIMEOUT,
+                error=names.TIMEOUT,
                 cause=f"the execution ran longer than its TimeoutSeconds ({timeout})",
             )
         elif timer.purpose == "wait":
@@ -338,9 +330,12 @@ class _Step:
             assert frame.task is not None
             task = self.state.tasks[frame.task]
             if timer.purpose == "callback_timeout":
-                error, cause = TIMEOUT, f"the token was not completed within {task.timeout}s"
+                error, cause = names.TIMEOUT, f"the token was not completed within {task.timeout}s"
             else:
-                error, cause = HEARTBEAT_TIMEOUT, f"no heartbeat for the token in {task.heartbeat}s"
+                error, cause = (
+                    names.HEARTBEAT_TIMEOUT,
+                    f"no heartbeat for the token in {task.heartbeat}s",
+                )
             self.task_failed(task, events.TASK_TIMED_OUT, error, cause)
         else:
             self.retry_now(timer.scope)
@@ -354,7 +349,7 @@ class _Step:
         try:
             self.run_state(scope, frame, spec)
         except DataError as exc:
-            self.fail_state(scope, RUNTIME, str(exc))
+            self.fail_state(scope, names.RUNTIME, str(exc))
 
     def run_state(self, scope: str, frame: st.Frame, spec: model.State) -> None:
         ctx = self.context(frame)
@@ -371,14 +366,16 @@ class _Step:
                     spec.default,
                 )
                 if target is None:
-                    self.fail_state(scope, NO_CHOICE, f"no choice of {spec.name!r} matched")
+                    self.fail_state(
+                        scope, names.NO_CHOICE_MATCHED, f"no choice of {spec.name!r} matched"
+                    )
                     return
                 self.leave(scope, spec, dataflow.filter_output(spec, data, ctx), target)
             case model.Succeed():
                 data = dataflow.select_input(spec, frame.input, ctx)
                 self.leave(scope, spec, dataflow.filter_output(spec, data, ctx), None)
             case model.Fail():
-                error = spec.error or _text(spec.error_path, frame.input, ctx) or "States.Failed"
+                error = spec.error or _text(spec.error_path, frame.input, ctx) or names.FAILED
                 cause = spec.cause or _text(spec.cause_path, frame.input, ctx) or ""
                 self.fail_scope(scope, error, cause)
             case model.Task():
@@ -394,7 +391,7 @@ class _Step:
                 if scope:
                     self.fail_scope(
                         scope,
-                        RUNTIME,
+                        names.RUNTIME,
                         "ContinueAsNew ends a run: it cannot be "
                         "inside a Parallel branch or a Map item",
                     )
@@ -417,7 +414,7 @@ class _Step:
         try:
             output = dataflow.state_output(spec, frame.input, result, self.context(frame))
         except DataError as exc:
-            self.fail_state(scope, RUNTIME, str(exc))
+            self.fail_state(scope, names.RUNTIME, str(exc))
             return
         self.leave(scope, spec, output, spec.next)
 
@@ -426,7 +423,9 @@ class _Step:
         if not scope:
             if self.state.cancelling is not None:
                 reason = self.state.cancelling
-                self.emit(events.EXECUTION_CANCELLED, error=CANCELLED, reason=reason, output=output)
+                self.emit(
+                    events.EXECUTION_CANCELLED, error=names.CANCELLED, reason=reason, output=output
+                )
             else:
                 self.emit(events.EXECUTION_SUCCEEDED, output=output)
             return
@@ -563,7 +562,7 @@ class _Step:
             self.complete_state(child.scope, closed.output)
         else:
             cause = f"child {child.id} {closed.status}: {closed.error}: {closed.cause}"
-            self.fail_state(child.scope, CHILD_FAILED, cause)
+            self.fail_state(child.scope, names.CHILD_FAILED, cause)
 
     # -- redrive --------------------------------------------------------------------------
     def redrivable(self) -> bool:
@@ -589,7 +588,7 @@ class _Step:
                 case _:
                     self.run_state("", frame, spec)
         except DataError as exc:
-            self.fail_state("", RUNTIME, str(exc))
+            self.fail_state("", names.RUNTIME, str(exc))
 
     # -- failure, retry and catch ---------------------------------------------------------
     def fail_state(self, scope: str, error: str, cause: str, *, retryable: bool = True) -> None:
@@ -604,7 +603,7 @@ class _Step:
                         frame.input, catcher.result_path, {"Error": error, "Cause": cause}
                     )
                 except DataError as exc:
-                    error, cause = RUNTIME, str(exc)
+                    error, cause = names.RUNTIME, str(exc)
                     break
                 self.emit(events.STATE_EXITED, scope, spec.name, output=output, error=error)
                 self.goto(scope, catcher.next, output)
@@ -653,7 +652,7 @@ class _Step:
                 case model.Compensate():
                     self.continue_compensation(scope)
         except DataError as exc:
-            self.fail_state(scope, RUNTIME, str(exc))
+            self.fail_state(scope, names.RUNTIME, str(exc))
 
     def fail_scope(self, scope: str, error: str, cause: str) -> None:
         """Nothing in this scope handles the error: it fails the enclosing state or the run."""
@@ -667,7 +666,7 @@ class _Step:
         )
         self.emit(events.BRANCHES_CANCELLED, parent_scope, parent.state)
         self.cancelled.append((st.branch_prefix(parent_scope, parent.state), self.state.seq))
-        self.fail_state(parent_scope, error, cause, retryable=error != RUNTIME)
+        self.fail_state(parent_scope, error, cause, retryable=error != names.RUNTIME)
 
     # -- timers, waits and signals --------------------------------------------------------
     def start_timer(self, scope: str, name: str | None, due: float, purpose: str) -> None:
@@ -800,7 +799,7 @@ class _Step:
                 data = compensation.parameters.evaluate(data, self.context(frame))
             except DataError as exc:
                 # Reached from a task's completion too, where no caller turns it into an error.
-                self.fail_state(scope, RUNTIME, str(exc))
+                self.fail_state(scope, names.RUNTIME, str(exc))
                 return
         retries = sum(v for k, v in frame.retries.items() if k.startswith(f"{step.seq}."))
         self.emit(

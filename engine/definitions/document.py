@@ -25,24 +25,10 @@ import jsonschema
 from jmespath import exceptions as jmespath_errors
 
 from cairn import errors
-from cairn.core import expressions
+from cairn.core import expressions, names
 from cairn.definitions import schema, source
 from cairn.definitions.source import Path, dotted
 
-STATE_TYPES = (
-    "Task",
-    "Pass",
-    "Wait",
-    "Choice",
-    "Parallel",
-    "Map",
-    "Succeed",
-    "Fail",
-    "Compensate",
-    "ContinueAsNew",
-)
-CONTINUING = frozenset({"Task", "Pass", "Wait", "Parallel", "Map", "Compensate"})
-TERMINAL = frozenset({"Succeed", "Fail", "ContinueAsNew"})
 PATH_FIELDS = (
     "InputPath",
     "OutputPath",
@@ -260,7 +246,7 @@ def _within(body: Mapping[str, Any], path: Path) -> str:
         return "at the top level" if not path else f"in {dotted(path)}"
     node = _at(body, owner)
     kind = node.get("Type") if isinstance(node, dict) else None
-    state = f"{kind} state {owner[-1]!r}" if kind in STATE_TYPES else f"state {owner[-1]!r}"
+    state = f"{kind} state {owner[-1]!r}" if kind in names.STATE_TYPES else f"state {owner[-1]!r}"
     rest = path[len(owner) :]
     return f"in {state}" if not rest else f"in {dotted(rest)} of {state}"
 
@@ -588,7 +574,7 @@ class _Semantics:
     def state(self, path: Path, state: dict[str, Any]) -> bool:
         """Check one state; return whether its transitions are sound enough to follow."""
         kind = state.get("Type")
-        linked = kind not in CONTINUING or self.next_or_end(path, state)
+        linked = kind not in names.CONTINUING or self.next_or_end(path, state)
         if kind == "Task":
             self.task(path, state)
         if kind == "Wait":
@@ -664,16 +650,16 @@ class _Semantics:
         """States.ALL alone and last; States.Runtime never retried or caught."""
         kind = path[-1]
         for index, rule in enumerate(rules if isinstance(rules, list) else ()):
-            names = rule.get("ErrorEquals") if isinstance(rule, dict) else None
-            if not isinstance(names, list):
+            equals = rule.get("ErrorEquals") if isinstance(rule, dict) else None
+            if not isinstance(equals, list):
                 continue
-            for position, error in enumerate(names):
+            for position, error in enumerate(equals):
                 at = (*path, index, "ErrorEquals", position)
-                if error == "States.ALL" and len(names) > 1:
+                if error == names.ALL and len(equals) > 1:
                     self.add(at, "States.ALL must be alone in its ErrorEquals")
-                elif error == "States.ALL" and index < len(rules) - 1:
+                elif error == names.ALL and index < len(rules) - 1:
                     self.add(at, f"a {kind} rule with States.ALL must be the last {kind} rule")
-                elif error == "States.Runtime":
+                elif error == names.RUNTIME:
                     verb = "retried" if kind == "Retry" else "caught"
                     self.add(at, f"States.Runtime (a bad path or data) is never {verb}; remove it")
 
@@ -746,7 +732,7 @@ def _tangles(place: _Place) -> bool:
 
 
 def _ends(state: Mapping[str, Any]) -> bool:
-    return state.get("Type") in TERMINAL or state.get("End") is True
+    return state.get("Type") in names.TERMINAL or state.get("End") is True
 
 
 def _closure(starts: list[Any], edges: Mapping[str, list[str]]) -> set[str]:

@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 
 from cairn import activities
-from cairn.core import events
-from cairn.core.expressions import JSON
+from cairn.core import events, names
+from cairn.jsontypes import JSON
 
 PAYLOAD_LIMIT = 256 * 1024
 """Largest input or task result, in bytes of compact JSON (as Step Functions)."""
@@ -82,7 +82,7 @@ def check_result(ctx: Context, result: Any) -> events.Command:
     except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
         return events.FailTask(
             task_id=ctx.task_id,
-            error="States.Runtime",
+            error=names.RUNTIME,
             cause=f"activity {ctx.activity} returned a result that is not JSON: {exc}",
             retryable=False,
         )
@@ -90,7 +90,7 @@ def check_result(ctx: Context, result: Any) -> events.Command:
     if size > PAYLOAD_LIMIT:
         return events.FailTask(
             task_id=ctx.task_id,
-            error="States.DataLimitExceeded",
+            error=names.DATA_LIMIT_EXCEEDED,
             cause=f"activity {ctx.activity} returned {size} bytes; "
             f"the limit is {PAYLOAD_LIMIT // 1024} KiB",
             retryable=False,

@@ -17,10 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from cairn import errors
-from cairn.core import decider, events
+from cairn.core import events, names
 from cairn.core import state as st
-from cairn.core.expressions import JSON
 from cairn.definitions import document as definition
+from cairn.jsontypes import JSON
 from cairn.runtime import database, handoff, leasing, refusals, roster, shell, store, tables, views
 
 
@@ -225,9 +225,9 @@ class Service(shell.Shell):
                 if gone != 1:
                     continue
                 if row.timeout is not None and now >= row.started_at + row.timeout:
-                    error, cause = decider.TIMEOUT, f"no result within {row.timeout}s"
+                    error, cause = names.TIMEOUT, f"no result within {row.timeout}s"
                 elif row.heartbeat is not None:
-                    error, cause = decider.HEARTBEAT_TIMEOUT, f"no heartbeat for {row.heartbeat}s"
+                    error, cause = names.HEARTBEAT_TIMEOUT, f"no heartbeat for {row.heartbeat}s"
                 else:
                     # The worker died: the same attempt goes back to the queue, same key.
                     values = dict(row._mapping)

@@ -23,9 +23,9 @@ import orjson
 import sqlalchemy as sa
 
 from cairn import errors
-from cairn.core import decider, events, model
+from cairn.core import decider, events, model, names
 from cairn.core import state as st
-from cairn.core.expressions import JSON
+from cairn.jsontypes import JSON
 from cairn.runtime import database, handoff, leasing, store, views
 from cairn.runtime.invoke import PAYLOAD_LIMIT
 
@@ -366,7 +366,7 @@ class Shell:
             _check_input(spec, child.input)
         except (errors.NotFound, errors.InvalidInput) as exc:
             refused = events.CloseChild(
-                child_id=child.id, status="FAILED", error="Workflow.StartFailed", cause=str(exc)
+                child_id=child.id, status="FAILED", error=names.CHILD_START_FAILED, cause=str(exc)
             )
             self._transition(conn, parent, [refused], None)
             return

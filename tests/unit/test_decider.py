@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cairn.core import decider, events, model
+from cairn.core import decider, events, model, names
 from cairn.core import state as st
 from cairn.core.events import (
     BeginTask,
@@ -228,7 +228,7 @@ def test_a_history_written_by_hand_is_decided_like_one_decide_wrote() -> None:
         BeginTask(task_id="nope", worker="w"),
         CompleteTask(task_id="nope", result=1),
         FailTask(task_id="nope", error="E", cause=""),
-        TimeOutTask(task_id="nope", error=decider.TIMEOUT, cause=""),
+        TimeOutTask(task_id="nope", error=names.TIMEOUT, cause=""),
         FireTimer(timer_id="nope"),
         Start(execution_id="other", input=2),
     ],
@@ -374,7 +374,7 @@ def test_wait_on_bad_data_fails_with_states_runtime(fields: dict[str, Any], inpu
     decision = h.start(input)
 
     assert steps(decision.events)[-1] == (events.EXECUTION_FAILED, None)
-    assert decision.state.error == decider.RUNTIME
+    assert decision.state.error == names.RUNTIME
     assert decision.state.timers == {}
 
 
@@ -854,7 +854,7 @@ def test_map_items_not_an_array_fail_with_states_runtime_even_with_catch_all(ite
         (events.STATE_ENTERED, "Each"),
         (events.EXECUTION_FAILED, None),
     ]
-    assert decision.state.error == decider.RUNTIME
+    assert decision.state.error == names.RUNTIME
     assert "not an array" in (decision.state.cause or "")
 
 
@@ -872,7 +872,7 @@ def test_a_bad_item_selector_fails_the_map_on_entry_even_for_items_started_later
 
     decision = h.start(["ab", "c", 5])
 
-    assert decision.state.error == decider.RUNTIME
+    assert decision.state.error == names.RUNTIME
     assert decision.new_tasks == ()
 
 
@@ -1067,7 +1067,7 @@ def test_undo_parameters_that_do_not_fit_fail_with_states_runtime() -> None:
         (events.TASK_SUCCEEDED, "Undo"),
         (events.EXECUTION_FAILED, None),
     ]
-    assert decision.state.error == decider.RUNTIME
+    assert decision.state.error == names.RUNTIME
     assert "length()" in (decision.state.cause or "")
 
 
@@ -1243,7 +1243,7 @@ def test_a_result_path_into_a_non_object_fails_with_states_runtime(
         (events.TASK_SUCCEEDED, "Call"),
         (events.EXECUTION_FAILED, None),
     ]
-    assert decision.state.error == decider.RUNTIME
+    assert decision.state.error == names.RUNTIME
 
 
 def test_a_catch_result_path_into_a_non_object_fails_with_states_runtime() -> None:
@@ -1255,7 +1255,7 @@ def test_a_catch_result_path_into_a_non_object_fails_with_states_runtime() -> No
 
     decision = h.fail("Call", "E")
 
-    assert (decision.state.status, decision.state.error) == ("FAILED", decider.RUNTIME)
+    assert (decision.state.status, decision.state.error) == ("FAILED", names.RUNTIME)
 
 
 # -- retry and catch ---------------------------------------------------------------------------
@@ -1472,15 +1472,15 @@ def test_a_timeout_is_not_a_task_failure() -> None:
     h.start({})
     call = h.task("Call").id
 
-    decision = h.when(TimeOutTask(task_id=call, error=decider.TIMEOUT, cause="30 s"))
+    decision = h.when(TimeOutTask(task_id=call, error=names.TIMEOUT, cause="30 s"))
 
     assert log(decision.events)[:2] == [
-        ev(events.TASK_TIMED_OUT, "Call", task_id=call, error=decider.TIMEOUT, cause="30 s"),
+        ev(events.TASK_TIMED_OUT, "Call", task_id=call, error=names.TIMEOUT, cause="30 s"),
         ev(
             events.STATE_EXITED,
             "Call",
-            output={"Error": decider.TIMEOUT, "Cause": "30 s"},
-            error=decider.TIMEOUT,
+            output={"Error": names.TIMEOUT, "Cause": "30 s"},
+            error=names.TIMEOUT,
         ),
     ]
     assert decision.state.status == "SUCCEEDED"
@@ -1492,7 +1492,7 @@ def test_a_heartbeat_timeout_goes_through_retry(rule: str) -> None:
     h.start({})
 
     decision = h.when(
-        TimeOutTask(task_id=h.task("Call").id, error=decider.HEARTBEAT_TIMEOUT, cause="")
+        TimeOutTask(task_id=h.task("Call").id, error=names.HEARTBEAT_TIMEOUT, cause="")
     )
 
     assert steps(decision.events) == [
@@ -1567,7 +1567,7 @@ def test_states_runtime_inside_a_branch_is_not_caught_by_the_parallel() -> None:
         (events.BRANCHES_CANCELLED, "Both"),
         (events.EXECUTION_FAILED, None),
     ]
-    assert decision.state.error == decider.RUNTIME
+    assert decision.state.error == names.RUNTIME
 
 
 # -- execution timeout and cancel --------------------------------------------------------------
@@ -1586,7 +1586,7 @@ def test_the_execution_times_out_when_its_timer_fires() -> None:
         ev(events.TIMER_FIRED, timer_id=timer.id),
         ev(
             events.EXECUTION_TIMED_OUT,
-            error=decider.TIMEOUT,
+            error=names.TIMEOUT,
             cause="the execution ran longer than its TimeoutSeconds (600)",
         ),
     ]
@@ -1678,5 +1678,5 @@ def test_a_loop_of_pure_states_that_never_waits_fails_the_execution() -> None:
     decision = h.start({})
 
     assert decision.state.status == "FAILED"
-    assert decision.state.error == decider.RUNTIME
+    assert decision.state.error == names.RUNTIME
     assert len(decision.events) < 3 * decider.MAX_STEPS
