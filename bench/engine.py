@@ -49,7 +49,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from bench import workloads
-from cairn.core.expressions import JSON
+from cairn.jsontypes import JSON
 from cairn.runtime import database, service, worker
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -46,7 +46,7 @@ import sqlalchemy as sa
 
 from bench import engine, workloads
 from cairn.core import events
-from cairn.core.expressions import JSON
+from cairn.jsontypes import JSON
 from cairn.runtime import service, tables
 
 STARTERS = 2

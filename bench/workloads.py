@@ -16,8 +16,8 @@ import yaml
 
 from cairn import activities
 from cairn.core import model
-from cairn.core.expressions import JSON
 from cairn.definitions import document as definition
+from cairn.jsontypes import JSON
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ORDER_V1 = ROOT / "definitions" / "order" / "v1.yaml"

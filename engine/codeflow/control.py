@@ -19,7 +19,7 @@ from cairn.codeflow.builder import Exit, Facts
 from cairn.codeflow.jmespath_tree import Origin
 from cairn.codeflow.options import Catch, error_name
 from cairn.codeflow.sites import Site, refuse
-from cairn.core.expressions import JSON
+from cairn.jsontypes import JSON
 
 
 @dataclass(slots=True)

@@ -34,7 +34,7 @@ from cairn.codeflow.options import (
 )
 from cairn.codeflow.sites import Site, refuse
 from cairn.codeflow.symbolic import Value
-from cairn.core.expressions import JSON
+from cairn.jsontypes import JSON
 
 Select = Callable[[Value], Mapping[str, object]]
 Compensation = Undo | Callable[[Value], Undo]

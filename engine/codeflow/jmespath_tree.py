@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from cairn.codeflow.sites import Site
-from cairn.core.expressions import CONTEXT_PREFIX, JSON
+from cairn.core.expressions import CONTEXT_PREFIX
+from cairn.jsontypes import JSON
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

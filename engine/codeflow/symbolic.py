@@ -20,7 +20,7 @@ from cairn.codeflow import jmespath_tree
 from cairn.codeflow.jmespath_tree import Node, Origin
 from cairn.codeflow.sites import internal, refuse
 from cairn.core import expressions
-from cairn.core.expressions import JSON
+from cairn.jsontypes import JSON
 
 _HOW_TO_BRANCH = (
     "branch with `with flow.if_(condition):`, and combine conditions with & | ~ "

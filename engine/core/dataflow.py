@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from cairn.core import model
-from cairn.core.expressions import JSON, DataError
+from cairn.core.expressions import DataError
+from cairn.jsontypes import JSON
 
 
 def select_input(state: model.State, raw: JSON, context: Mapping[str, JSON]) -> JSON:

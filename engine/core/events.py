@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from cairn.core.expressions import JSON
+from cairn.jsontypes import JSON
 
 # -- event types and their details ---------------------------------------------------------
 EXECUTION_STARTED = "ExecutionStarted"  # execution_id, run, workflow, version, input

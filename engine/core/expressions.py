@@ -14,8 +14,7 @@ import jmespath
 from jmespath import exceptions as jmespath_errors
 from jmespath import functions as jmespath_functions
 
-JSON = Any
-"""A JSON value: dict, list, str, int, float, bool or None."""
+from cairn.jsontypes import JSON
 
 CONTEXT_PREFIX = "$$."
 

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from cairn.core.expressions import CONTEXT_PREFIX, JSON, Expression, Template
+from cairn.core.expressions import CONTEXT_PREFIX, Expression, Template
+from cairn.jsontypes import JSON
 
 DEFAULT_QUEUE = "default"
 

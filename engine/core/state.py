@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from cairn.core import events
-from cairn.core.expressions import JSON
+from cairn.jsontypes import JSON
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
-from cairn.core.expressions import JSON
+from cairn.jsontypes import JSON
 
 DEFAULT_LEASE = 30.0
 """Lease of a task without HeartbeatSeconds; the worker renews it while the activity runs.

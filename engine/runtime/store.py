@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from cairn import errors
 from cairn.core import events
 from cairn.core import state as st
-from cairn.core.expressions import JSON
+from cairn.jsontypes import JSON
 from cairn.runtime import tables
 
 E, D = tables.executions, tables.definitions

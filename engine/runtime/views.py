@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from cairn import errors
 from cairn.core import decider, events, model
 from cairn.core import state as st
-from cairn.core.expressions import JSON
+from cairn.jsontypes import JSON
 from cairn.runtime import refusals, store, tables
 
 

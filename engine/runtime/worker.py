@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from cairn import activities
 from cairn.core import events
-from cairn.core.expressions import JSON
+from cairn.jsontypes import JSON
 from cairn.runtime import database, invoke, leasing, roster, service, tables, wakeup
 
 log = logging.getLogger("cairn.worker")

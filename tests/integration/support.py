@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 from activities import orders
 from cairn import activities
 from cairn.core import events
-from cairn.core.expressions import JSON
 from cairn.definitions import document as definition
+from cairn.jsontypes import JSON
 from cairn.runtime import invoke, leasing, service
 
 ROOT = Path(__file__).resolve().parents[2]
