@@ -128,13 +128,13 @@ def owner_of(client: service.Service, state: str) -> str | None:
 def database_held(db_url: str, execution_id: str) -> Iterator[None]:
     """Hold the lock a worker needs to record an outcome of ``execution_id``."""
     if db_url.startswith("sqlite"):
-        conn = sqlite3.connect(sa.make_url(db_url).database or "", isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")
+        lite = sqlite3.connect(sa.make_url(db_url).database or "", isolation_level=None)
+        lite.execute("BEGIN IMMEDIATE")
         try:
             yield
         finally:
-            conn.execute("ROLLBACK")
-            conn.close()
+            lite.execute("ROLLBACK")
+            lite.close()
         return
     with psycopg.connect(_conninfo(db_url)) as conn:
         conn.execute("SELECT 1 FROM executions WHERE id = %s FOR UPDATE", (execution_id,))
@@ -302,7 +302,8 @@ def test_killed_during_a_wait_the_timer_fires_when_a_worker_is_back(
         lambda: recorded(client, execution_id, events.TIMER_STARTED), "the Wait to begin"
     )
     workers.kill(first)
-    due = float(timer.details["due"])  # type: ignore[arg-type]
+    due = timer.details["due"]
+    assert isinstance(due, (int, float))
     support.wait_until(lambda: client.clock() > due, "the timer to be due with no worker")
     assert client.describe(execution_id)["status"] == "RUNNING"
     workers.start().ready()

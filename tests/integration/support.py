@@ -121,7 +121,7 @@ class Recorder:
 
 
 def wait_until(
-    condition: Callable[[], T], what: str, timeout: float = DEADLINE, every: float = 0.02
+    condition: Callable[[], T | None], what: str, timeout: float = DEADLINE, every: float = 0.02
 ) -> T:
     """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

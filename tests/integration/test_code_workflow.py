@@ -3,6 +3,7 @@ and executions that finish as deployed whatever later happens to the Python."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -17,6 +18,7 @@ from cairn.cli.main import main
 from cairn.codeflow import adapter
 from cairn.core import events
 from cairn.definitions import document as definition
+from cairn.jsontypes import JSON
 from cairn.runtime import service, worker
 from tests.integration import flows, support
 from tests.integration.support import FakeClock, Recorder
@@ -40,7 +42,7 @@ def order(order_id: str, **changes: Any) -> dict[str, Any]:
     }
 
 
-SCENARIOS = {
+SCENARIOS: dict[str, dict[str, JSON]] = {
     "ships": {},
     "cancelled": {},
     "declined": {"card": "declined"},
@@ -71,7 +73,7 @@ def test_the_code_order_flow_and_v2_leave_the_same_history_on_a_real_database(
         for name, changes in SCENARIOS.items():
             svc.start(workflow, order(name, **changes), execution_id=f"{workflow}-{name}")
     for workflow in ("order", "order_code"):
-        support.wait_until(lambda w=workflow: holding(f"{w}-cancelled"), "the cancel window")
+        support.wait_until(functools.partial(holding, f"{workflow}-cancelled"), "the cancel window")
         svc.signal(f"{workflow}-cancelled", "cancel", {"reason": "changed my mind"})
     waiting = [f"{w}-{name}" for w in ("order", "order_code") for name in ("ships", "unreachable")]
     support.wait_until(lambda: all(holding(i) for i in waiting), "the cancel windows")

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from cairn.core import events
-from cairn.runtime import service, store
+from cairn.runtime import service, store, tables
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 
@@ -156,5 +156,5 @@ def test_a_task_finishing_as_the_execution_is_cancelled(
     )
     view = svc.describe(execution_id)
     assert (view["status"], view["cause"]) == ("CANCELLED", "no longer needed")
-    assert support.count_rows(svc, store.tables.tasks) == 0
+    assert support.count_rows(svc, tables.tasks) == 0
     support.assert_replays(svc)

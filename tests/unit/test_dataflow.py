@@ -10,6 +10,7 @@ import pytest
 
 from cairn.core import dataflow, model
 from cairn.core.expressions import DataError, Expression, Template, truthy
+from cairn.jsontypes import JSON
 
 CONTEXT = {
     "Execution": {"Id": "exec-1", "Input": {"first": True}},
@@ -52,14 +53,18 @@ def test_place_puts_the_value_at_the_path(
 
 
 def test_place_never_changes_its_input() -> None:
-    data = {"a": {"x": 1, "keep": [1, 2]}, "b": 2}
+    inner: dict[str, JSON] = {"x": 1, "keep": [1, 2]}
+    data: dict[str, JSON] = {"a": inner, "b": 2}
     before = copy.deepcopy(data)
 
     placed = dataflow.place(data, ("a", "y"), 3)
 
     assert data == before
-    assert placed["a"] is not data["a"]
-    assert placed["a"]["keep"] is data["a"]["keep"]  # untouched branches are shared, not copied
+    assert isinstance(placed, dict)
+    placed_inner = placed["a"]
+    assert isinstance(placed_inner, dict)
+    assert placed_inner is not inner
+    assert placed_inner["keep"] is inner["keep"]  # untouched branches are shared, not copied
 
 
 @pytest.mark.parametrize(

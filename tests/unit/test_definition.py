@@ -13,6 +13,7 @@ import yaml
 from cairn import errors
 from cairn.definitions import document as definition
 from cairn.definitions import source
+from cairn.jsontypes import JSON
 
 # Every state type, nested scopes, a poll loop through a Wait, aliases and a merge key.
 FULL = """\
@@ -97,15 +98,11 @@ States:
     Cause: declined
 """
 
-TINY = {
-    "Name": "tiny",
-    "Version": 1,
-    "StartAt": "Work",
-    "States": {
-        "Work": {"Type": "Task", "Activity": "Work", "Next": "Done"},
-        "Done": {"Type": "Succeed"},
-    },
+TINY_STATES: dict[str, JSON] = {
+    "Work": {"Type": "Task", "Activity": "Work", "Next": "Done"},
+    "Done": {"Type": "Succeed"},
 }
+TINY: dict[str, JSON] = {"Name": "tiny", "Version": 1, "StartAt": "Work", "States": TINY_STATES}
 
 
 def problems(text: str | bytes, **options: Any) -> list[str]:
@@ -281,7 +278,7 @@ def test_files_over_one_mebibyte_are_refused_before_parsing(tmp_path: Path) -> N
     [
         {**TINY, "Version": (1,)},
         {**TINY, "Comment": math.nan},
-        {**TINY, 1: "x"},
+        dict([*TINY.items(), (1, "x")]),  # a key that is not a string
         {**TINY, "Comment": object()},
     ],
 )
@@ -352,7 +349,7 @@ def test_a_misspelt_required_field_is_reported_once() -> None:
 
 
 def test_json_problems_carry_json_positions() -> None:
-    text = json.dumps({**TINY, "States": {**TINY["States"], "Done": {"Type": 5}}}, indent=2)
+    text = json.dumps({**TINY, "States": {**TINY_STATES, "Done": {"Type": 5}}}, indent=2)
     assert one(text, json=True) == (
         "d.yaml:12:15: Type must be one of Task, Pass, Wait, Choice, Parallel, Map, Succeed, "
         "Fail, Compensate, ContinueAsNew, not 5 (at States.Done.Type)"
@@ -360,7 +357,7 @@ def test_json_problems_carry_json_positions() -> None:
 
 
 def test_validate_names_the_path_without_positions() -> None:
-    body = {**TINY, "States": {**TINY["States"], "Done": {"Type": "Succeed", "Next": "Work"}}}
+    body = {**TINY, "States": {**TINY_STATES, "Done": {"Type": "Succeed", "Next": "Work"}}}
     with pytest.raises(errors.DefinitionError) as caught:
         definition.validate(body, "built")
     assert [str(p) for p in caught.value.problems] == [

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = "definitions/order_code/v1.py"
 
 _TEXT = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30
+    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30
 ) | st.sampled_from(
     ["yes", "No", "on", "null", "~", "true", "1e3", "0x1F", "2026-01-01", "- a", "a: b", "#x",
      "`x`", "'q'", '"q"', "$$.Execution.Id", "{a: b}", "[1]", " lead", "trail ", "a\nb", "a\n",

@@ -35,7 +35,7 @@ ORDER = {
 CHARGED = {"charge_id": "ch_9"}
 RESERVED = {"reservation_id": "res_9"}
 SHIPPED = {"tracking_number": "TRK9"}
-HAPPY = {
+HAPPY: dict[str, testing.OutcomeSpec] = {
     "AssessFraudRisk": {"result": {"score": 10}},
     "ChargeCard": {"result": CHARGED},
     "ReserveInventory": {"result": RESERVED},
