@@ -8,7 +8,9 @@ touching deployed definitions.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Mapping
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from cairn import errors
@@ -69,10 +71,47 @@ def activity(name: str) -> Callable[[H], H]:
     return register
 
 
+DEFAULT_MODULE = "activities"
+"""The package a worker imports when told nothing else: the name the README teaches."""
+MODULES_VARIABLE = "CAIRN_ACTIVITIES"
+"""Environment variable naming the modules to import instead (comma-separated)."""
+
+
+def load(modules: Sequence[str] = (), paths: Sequence[str] = ()) -> Registry:
+    """Import the modules that register activities and return the registry.
+
+    Like ``celery`` and ``rq worker``, the modules are looked for in the current directory
+    (then in ``paths``) before anything installed, so a user runs ``cairn worker`` in their
+    project folder with no ``PYTHONPATH``, and their own ``activities`` package is the one
+    imported. With no ``modules``, ``CAIRN_ACTIVITIES`` names them, else ``activities``.
+    """
+    search_first(paths)
+    if not modules:
+        configured = os.environ.get(MODULES_VARIABLE, "")
+        modules = [m.strip() for m in configured.split(",") if m.strip()] or [DEFAULT_MODULE]
+    for module in modules:
+        import_module(module)
+    return registry
+
+
+def search_first(paths: Sequence[str] = ()) -> None:
+    """Put the current directory, then ``paths``, at the front of the module search path."""
+    for entry in reversed([os.getcwd(), *(os.path.abspath(p) for p in paths)]):
+        if entry in sys.path:
+            sys.path.remove(entry)
+        sys.path.insert(0, entry)
+
+
 def import_module(module: str) -> Registry:
     """Import ``module`` so that its ``@activity`` handlers register; return the registry."""
     try:
         importlib.import_module(module)
     except ImportError as exc:
-        raise errors.CairnError(f"cannot import activities module {module!r}: {exc}") from exc
+        hint = ""
+        if exc.name == module.partition(".")[0]:
+            hint = (
+                f" (looked in {os.getcwd()} and the installed packages; name the module with"
+                f" --activities or {MODULES_VARIABLE}, or add its folder with --path)"
+            )
+        raise errors.CairnError(f"cannot import activities module {module!r}: {exc}{hint}") from exc
     return registry
