@@ -318,15 +318,9 @@ def workflows_in(module: ModuleType) -> list[Workflow]:
     return seen
 
 
-def _on_path() -> None:
-    # As `python -m` does: modules beside the working directory import by name.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-
-
 def import_module(name: str) -> ModuleType:
     """Import a module by name for its workflows; problems name the user's line."""
-    _on_path()
+    activities.search_first()
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
@@ -343,7 +337,7 @@ def import_file(path: str) -> ModuleType:
     absolute = os.path.abspath(path)
     if not os.path.isfile(absolute):
         raise TargetError(f"{path}: no such file")
-    _on_path()
+    activities.search_first()
     dotted = _dotted_name(absolute)
     if dotted is not None:
         return import_module(dotted)
