@@ -9,6 +9,7 @@ read the history they leave.
 - ``simulate`` runs a definition to its end from a script of activity outcomes, firing
   timers in due order.
 - ``Harness`` applies commands one at a time, for given / when / then tests of ``decide``.
+- ``changes`` tells which tasks and timers a decision opened and closed.
 """
 
 from __future__ import annotations
@@ -186,6 +187,30 @@ class Run:
         return [e for e in self.history if e.type in types]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Changes:
+    """The tasks and timers one decision opened and closed."""
+
+    new_tasks: tuple[st.Task, ...]
+    dropped_tasks: tuple[str, ...]
+    new_timers: tuple[st.Timer, ...]
+    dropped_timers: tuple[str, ...]
+
+
+def changes(before: st.Execution, after: st.Execution) -> Changes:
+    """What a decision did to the open work, from the states before and after it.
+
+    A shell reads the state itself; tests and the simulator want the difference, to claim
+    new tasks, fire new timers and check that what ended was dropped.
+    """
+    return Changes(
+        new_tasks=tuple(t for k, t in after.tasks.items() if k not in before.tasks),
+        dropped_tasks=tuple(k for k in before.tasks if k not in after.tasks),
+        new_timers=tuple(t for k, t in after.timers.items() if k not in before.timers),
+        dropped_timers=tuple(k for k in before.timers if k not in after.timers),
+    )
+
+
 def definition_of(definition: model.Definition | Mapping[str, Any]) -> model.Definition:
     """The model of a definition given as a model or as a (valid) document."""
     return definition if isinstance(definition, model.Definition) else model.build(definition)
@@ -233,12 +258,13 @@ def simulate(
         if len(steps) >= max_steps:
             raise RuntimeError(f"the execution did not close within {max_steps} commands")
         decision = decider.decide(machine, state, command, now)
+        opened = changes(state, decision.state)
         state = decision.state
         history.extend(decision.events)
         steps.append(Step(command=command, now=now, decision=decision))
-        for task in decision.new_tasks:
+        for task in opened.new_tasks:
             heapq.heappush(agenda, (now, 0, next(order), "claim", task))
-        for timer in decision.new_timers:
+        for timer in opened.new_timers:
             heapq.heappush(agenda, (timer.due, 2, next(order), "timer", timer.id))
 
     apply(events.Start(execution_id=execution_id, input=input))

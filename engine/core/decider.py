@@ -44,16 +44,10 @@ COMPENSATION_RETRY = model.Retrier(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Decision:
-    """The events a command caused, the state they lead to, and the work they create."""
+    """The events a command caused and the state they lead to."""
 
     events: tuple[events.Event, ...]
     state: st.Execution
-    new_tasks: tuple[st.Task, ...]
-    dropped_tasks: tuple[str, ...]
-    new_timers: tuple[st.Timer, ...]
-    dropped_timers: tuple[str, ...]
-    new_children: tuple[st.Child, ...]
-    dropped_children: tuple[str, ...]
 
 
 def decide(
@@ -64,7 +58,7 @@ def decide(
     *,
     history_limit: int = HISTORY_LIMIT,
 ) -> Decision:
-    """The consequences of ``command``: new events, the new state, tasks and timers to (un)do."""
+    """The consequences of ``command``: the new events and the state they lead to."""
     step = _Step(definition, state, now)
     step.handle(command)
     if not step.state.closed and step.state.seq > history_limit:
@@ -74,19 +68,7 @@ def decide(
             cause=f"this run has {step.state.seq} events, over the limit of {history_limit}; "
             "end long loops with a ContinueAsNew state to go on in a fresh history",
         )
-    after = step.state
-    return Decision(
-        events=tuple(step.events),
-        state=after,
-        new_tasks=tuple(t for k, t in after.tasks.items() if k not in state.tasks),
-        dropped_tasks=tuple(k for k in state.tasks if k not in after.tasks),
-        new_timers=tuple(t for k, t in after.timers.items() if k not in state.timers),
-        dropped_timers=tuple(k for k in state.timers if k not in after.timers),
-        new_children=tuple(c for k, c in after.children.items() if k not in state.children),
-        dropped_children=tuple(
-            k for k in state.children if k not in after.children and k not in step.closed_children
-        ),
-    )
+    return Decision(events=tuple(step.events), state=step.state)
 
 
 def backoff(retrier: model.Retrier, retry: int, seed: str) -> float:
@@ -135,7 +117,6 @@ class _Step:
         self.events: list[events.Event] = []
         self.agenda: deque[tuple[str, str, JSON, int]] = deque()
         self.cancelled: list[tuple[str, int]] = []
-        self.closed_children: set[str] = set()
 
     # -- plumbing -------------------------------------------------------------------------
     def emit(self, type_: str, scope: str = "", name: str | None = None, /, **details: Any) -> None:
@@ -547,7 +528,6 @@ class _Step:
 
     # -- child workflows ------------------------------------------------------------------
     def child_closed(self, child: st.Child, closed: events.CloseChild) -> None:
-        self.closed_children.add(child.id)
         self.emit(
             events.CHILD_CLOSED,
             child.scope,

@@ -24,7 +24,7 @@ from cairn.core.events import (
     TimeOutTask,
 )
 from cairn.testing import START_TIME as T0
-from cairn.testing import Harness, Outcome, simulate
+from cairn.testing import Harness, Outcome, changes, simulate
 
 ID = "exec-1"
 
@@ -109,7 +109,8 @@ def test_start_records_the_input_and_schedules_the_first_task() -> None:
     ]
     assert [e.seq for e in decision.events] == [1, 2, 3]
     assert all(e.time == T0 for e in decision.events)
-    assert decision.new_tasks == (
+    work = changes(st.initial_state(), decision.state)
+    assert work.new_tasks == (
         st.Task(
             id=f"{ID}:1:3",
             scope="",
@@ -124,7 +125,7 @@ def test_start_records_the_input_and_schedules_the_first_task() -> None:
         ),
     )
     assert decision.state.status == "RUNNING"
-    assert (decision.dropped_tasks, decision.new_timers, decision.dropped_timers) == ((), (), ())
+    assert (work.dropped_tasks, work.new_timers, work.dropped_timers) == ((), (), ())
 
 
 def test_a_completed_task_moves_on_and_its_result_is_placed() -> None:
@@ -137,6 +138,7 @@ def test_a_completed_task_moves_on_and_its_result_is_placed() -> None:
 
     begun = h.when(BeginTask(task_id=charge, worker="w1"))
     done = h.when(CompleteTask(task_id=charge, result={"id": "ch"}))
+    work = changes(begun.state, done.state)
 
     assert log(begun.events) == [
         ev(events.TASK_STARTED, "Charge", task_id=charge, worker="w1", attempt=1)
@@ -160,8 +162,8 @@ def test_a_completed_task_moves_on_and_its_result_is_placed() -> None:
             heartbeat=None,
         ),
     ]
-    assert done.dropped_tasks == (charge,)
-    assert [t.state for t in done.new_tasks] == ["Ship"]
+    assert work.dropped_tasks == (charge,)
+    assert [t.state for t in work.new_tasks] == ["Ship"]
 
 
 def test_the_last_state_ending_succeeds_the_execution() -> None:
@@ -345,7 +347,7 @@ def test_wait_starts_a_timer_due_when_its_field_says(
         ev(events.STATE_ENTERED, "Pause", input=input, entry=1),
         ev(events.TIMER_STARTED, "Pause", timer_id=timer_id, due=due, purpose="wait"),
     ]
-    assert started.new_timers == (
+    assert changes(st.initial_state(), started.state).new_timers == (
         st.Timer(id=timer_id, scope="", state="Pause", due=due, purpose="wait"),
     )
     assert log(fired.events) == [
@@ -355,7 +357,7 @@ def test_wait_starts_a_timer_due_when_its_field_says(
         ev(events.STATE_EXITED, "Done", output=input),
         ev(events.EXECUTION_SUCCEEDED, output=input),
     ]
-    assert fired.dropped_timers == (timer_id,)
+    assert changes(started.state, fired.state).dropped_timers == (timer_id,)
 
 
 @pytest.mark.parametrize(
@@ -398,6 +400,7 @@ def test_a_signal_that_came_before_the_wait_is_consumed_on_entry() -> None:
 
     decision = h.complete("Work", {})
 
+    work = changes(received.state, decision.state)
     got = {"got": {"signal": "approve", "payload": {"by": "ann"}}}
     assert log(decision.events)[2:] == [
         ev(events.STATE_ENTERED, "Hold", input={}, entry=1),
@@ -405,7 +408,7 @@ def test_a_signal_that_came_before_the_wait_is_consumed_on_entry() -> None:
         ev(events.STATE_EXITED, "Hold", output=got),
         ev(events.EXECUTION_SUCCEEDED, output=got),
     ]
-    assert decision.new_timers == ()
+    assert work.new_timers == ()
     assert decision.state.signals == ()
 
 
@@ -414,6 +417,7 @@ def test_a_signal_during_the_wait_ends_it_and_cancels_its_timer() -> None:
     h.start({})
     h.complete("Work", {})
     timer = h.timer("wait")
+    before = h.state
 
     decision = h.when(Signal(name="approve", payload=1), at=T0 + 60)
 
@@ -426,7 +430,7 @@ def test_a_signal_during_the_wait_ends_it_and_cancels_its_timer() -> None:
         ev(events.STATE_EXITED, "Hold", output=got),
         ev(events.EXECUTION_SUCCEEDED, output=got),
     ]
-    assert decision.dropped_timers == (timer.id,)
+    assert changes(before, decision.state).dropped_timers == (timer.id,)
 
 
 def test_when_the_timer_fires_first_the_wait_result_is_null_and_a_late_signal_waits() -> None:
@@ -468,7 +472,7 @@ def test_a_wait_for_a_signal_alone_has_no_timer_and_other_signals_do_not_end_it(
     other = h.when(Signal(name="stop"))
     go = h.when(Signal(name="go", payload="now"))
 
-    assert started.new_timers == ()
+    assert changes(st.initial_state(), started.state).new_timers == ()
     assert steps(other.events) == [(events.SIGNAL_RECEIVED, None)]
     assert [s.name for s in other.state.signals] == ["stop"]
     assert go.state.output == {"s": {"signal": "go", "payload": "now"}}
@@ -671,6 +675,7 @@ def test_a_failing_branch_cancels_the_others_and_the_parallel_catch_applies() ->
     )
     h.start({"n": 1})
     slow, bad, pause = h.task("Slow").id, h.task("Bad").id, h.timer("wait").id
+    before = h.state
 
     decision = h.fail("Bad", "Boom", "it broke")
 
@@ -683,8 +688,9 @@ def test_a_failing_branch_cancels_the_others_and_the_parallel_catch_applies() ->
         ev(events.STATE_EXITED, "Recover", output=caught),
         ev(events.EXECUTION_SUCCEEDED, output=caught),
     ]
-    assert sorted(decision.dropped_tasks) == sorted([slow, bad])
-    assert decision.dropped_timers == (pause,)
+    work = changes(before, decision.state)
+    assert sorted(work.dropped_tasks) == sorted([slow, bad])
+    assert work.dropped_timers == (pause,)
     late = h.when(CompleteTask(task_id=slow, result=1))
     assert late.events == ()
 
@@ -693,12 +699,13 @@ def test_a_branch_failure_with_no_catch_fails_the_execution_and_drops_every_task
     h = harness(("Both", parallel(branch("A", task("A")), branch("B", task("B")))))
     h.start({})
     a = h.task("A").id
+    before = h.state
 
     decision = h.fail("B", "Boom")
 
     assert steps(decision.events)[-1] == (events.EXECUTION_FAILED, None)
     assert decision.state.error == "Boom"
-    assert a in decision.dropped_tasks
+    assert a in changes(before, decision.state).dropped_tasks
     assert decision.state.tasks == {} and decision.state.frames == {}
 
 
@@ -780,12 +787,13 @@ def test_map_runs_its_processor_per_item_with_item_selector_context() -> None:
 
     started = h.start({"order": {"id": "o1", "lines": ["a", "b"]}})
 
-    assert [t.input for t in started.new_tasks] == [
+    new_tasks = changes(st.initial_state(), started.state).new_tasks
+    assert [t.input for t in new_tasks] == [
         {"index": 0, "line": "a", "order": "o1"},
         {"index": 1, "line": "b", "order": "o1"},
     ]
-    assert [t.key for t in started.new_tasks] == [f"{ID}:Each[0]/Work:1", f"{ID}:Each[1]/Work:1"]
-    second, first = sorted(started.new_tasks, key=lambda t: t.scope, reverse=True)
+    assert [t.key for t in new_tasks] == [f"{ID}:Each[0]/Work:1", f"{ID}:Each[1]/Work:1"]
+    second, first = sorted(new_tasks, key=lambda t: t.scope, reverse=True)
     h.when(CompleteTask(task_id=second.id, result="B"))
     finished = h.when(CompleteTask(task_id=first.id, result="A"))
     assert finished.state.output == {"order": {"id": "o1", "lines": ["a", "b"]}, "done": ["A", "B"]}
@@ -795,11 +803,12 @@ def test_map_max_concurrency_starts_the_next_item_when_one_finishes() -> None:
     h = harness(("Each", mapping(branch("Work", task("Work")), MaxConcurrency=2)))
 
     started = h.start([10, 20, 30, 40])
-    assert [t.input for t in started.new_tasks] == [10, 20]
-    open_tasks = {t.input: t.id for t in started.new_tasks}
+    new_tasks = changes(st.initial_state(), started.state).new_tasks
+    assert [t.input for t in new_tasks] == [10, 20]
+    open_tasks = {t.input: t.id for t in new_tasks}
 
     after_second = h.when(CompleteTask(task_id=open_tasks[20], result=2))
-    assert [t.input for t in after_second.new_tasks] == [30]
+    assert [t.input for t in changes(started.state, after_second.state).new_tasks] == [30]
     assert sorted(t.input for t in after_second.state.tasks.values()) == [10, 30]
     assert steps(after_second.events)[2:] == [
         (events.BRANCH_SUCCEEDED, "Each"),
@@ -873,7 +882,7 @@ def test_a_bad_item_selector_fails_the_map_on_entry_even_for_items_started_later
     decision = h.start(["ab", "c", 5])
 
     assert decision.state.error == names.RUNTIME
-    assert decision.new_tasks == ()
+    assert changes(st.initial_state(), decision.state).new_tasks == ()
 
 
 # -- Succeed and Fail --------------------------------------------------------------------------
@@ -985,7 +994,7 @@ def test_compensate_undoes_completed_tasks_in_reverse_completion_order() -> None
         ),
     ]
     assert release.compensates == reserved
-    refund = released.new_tasks[0]
+    refund = changes(failed.state, released.state).new_tasks[0]
     assert (refund.activity, refund.compensates, refund.input) == (
         "Refund",
         charged,
@@ -1028,7 +1037,8 @@ def test_an_undo_step_that_fails_is_retried_with_its_own_rules_then_by_default()
             purpose="retry",
         ),
     ]
-    assert [(t.activity, t.attempt, t.key) for t in again.new_tasks] == [("Release", 2, first_key)]
+    retried = changes(busy.state, again.state).new_tasks
+    assert [(t.activity, t.attempt, t.key) for t in retried] == [("Release", 2, first_key)]
     assert busy_again.state.status == "FAILED"
     assert busy_again.state.error == "Busy"
 
@@ -1106,10 +1116,13 @@ def test_compensate_undoes_only_tasks_of_its_scope() -> None:
     )
     h.start({})
     h.complete("Outer", 1)
+    before = h.state
 
     decision = h.complete("Inner", 2)
 
-    assert [(t.scope, t.input["result"]) for t in decision.new_tasks] == [("Both[0]", 2)]
+    assert [(t.scope, t.input["result"]) for t in changes(before, decision.state).new_tasks] == [
+        ("Both[0]", 2)
+    ]
 
 
 def test_compensation_follows_completion_order_not_definition_order() -> None:
@@ -1122,14 +1135,14 @@ def test_compensation_follows_completion_order_not_definition_order() -> None:
         ("Undo", {"Type": "Compensate", "End": True}),
     )
     h.start({})
-    h.complete("B", "b")
+    completed_b = h.complete("B", "b")
 
     decision = h.complete("A", "a")
-    first_undo = decision.new_tasks[0]
+    first_undo = changes(completed_b.state, decision.state).new_tasks[0]
     second = h.when(CompleteTask(task_id=first_undo.id, result=None))
 
     assert first_undo.input == {"of": "a"}
-    assert [t.input for t in second.new_tasks] == [{"of": "b"}]
+    assert [t.input for t in changes(decision.state, second.state).new_tasks] == [{"of": "b"}]
 
 
 # -- data flow ---------------------------------------------------------------------------------
@@ -1212,8 +1225,11 @@ def test_input_path_and_null_input_path_shape_what_the_activity_gets() -> None:
     picked = harness(("Call", task("Call", InputPath="a")))
     empty = harness(("Call", task("Call", InputPath=None, Parameters={"k": 1})))
 
-    assert picked.start({"a": [1]}).new_tasks[0].input == [1]
-    assert empty.start({"a": [1]}).new_tasks[0].input == {"k": 1}
+    def first_input(h: Harness) -> Any:
+        return changes(st.initial_state(), h.start({"a": [1]}).state).new_tasks[0].input
+
+    assert first_input(picked) == [1]
+    assert first_input(empty) == {"k": 1}
 
 
 @pytest.mark.parametrize(
@@ -1580,7 +1596,7 @@ def test_the_execution_times_out_when_its_timer_fires() -> None:
 
     decision = h.fire("execution")
 
-    timer = started.new_timers[0]
+    timer = changes(st.initial_state(), started.state).new_timers[0]
     assert (timer.due, timer.purpose, timer.state) == (T0 + 600, "execution", None)
     assert log(decision.events) == [
         ev(events.TIMER_FIRED, timer_id=timer.id),
@@ -1592,16 +1608,16 @@ def test_the_execution_times_out_when_its_timer_fires() -> None:
     ]
     assert decision.events[-1].time == T0 + 600
     assert decision.state.status == "TIMED_OUT"
-    assert decision.dropped_tasks == (call,)
+    assert changes(started.state, decision.state).dropped_tasks == (call,)
 
 
 def test_an_execution_that_ends_drops_its_timeout_timer() -> None:
     h = harness(("Call", task("Call")), TimeoutSeconds=600)
-    h.start({})
+    started = h.start({})
 
     decision = h.complete("Call", 1)
 
-    assert len(decision.dropped_timers) == 1
+    assert len(changes(started.state, decision.state).dropped_timers) == 1
     assert decision.state.timers == {}
 
 
@@ -1618,14 +1634,16 @@ def test_cancel_closes_the_execution_and_drops_its_tasks_and_timers() -> None:
     )
     h.start({})
     call = h.task("Call").id
+    before = h.state
 
     decision = h.when(Cancel(reason="customer asked"))
 
     assert log(decision.events) == [
         ev(events.EXECUTION_CANCELLED, error="Execution.Cancelled", reason="customer asked")
     ]
-    assert decision.dropped_tasks == (call,)
-    assert len(decision.dropped_timers) == 2
+    work = changes(before, decision.state)
+    assert work.dropped_tasks == (call,)
+    assert len(work.dropped_timers) == 2
     state = decision.state
     assert (state.status, state.error, state.cause) == (
         "CANCELLED",

@@ -276,11 +276,12 @@ def test_every_decision_is_the_fold_of_the_history(scenario: dict[str, Any]) -> 
         assert st.to_json(st.from_json(decided)) == decided
         assert st.to_json(st.from_json(json.loads(json.dumps(decided)))) == decided
         after = step.decision.state
-        assert set(after.tasks) == (set(before.tasks) - set(step.decision.dropped_tasks)) | {
-            t.id for t in step.decision.new_tasks
+        work = testing.changes(before, after)
+        assert set(after.tasks) == (set(before.tasks) - set(work.dropped_tasks)) | {
+            t.id for t in work.new_tasks
         }
-        assert set(after.timers) == (set(before.timers) - set(step.decision.dropped_timers)) | {
-            t.id for t in step.decision.new_timers
+        assert set(after.timers) == (set(before.timers) - set(work.dropped_timers)) | {
+            t.id for t in work.new_timers
         }
         check_structure(after)
         before = after

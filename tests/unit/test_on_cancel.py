@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from cairn import testing
 from cairn.core import decider, model
 from cairn.core import events as ev
 from cairn.core import state as st
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 
 SAGA = """
 Name: hold
@@ -37,7 +38,7 @@ States:
 
 def holding() -> tuple[model.Definition, st.Execution]:
     """The saga charged and waiting in Hold."""
-    spec = model.build(definition.loads(SAGA).body)
+    spec = model.build(loader.loads(SAGA).body)
     state = decider.decide(spec, st.initial_state(), ev.Start(execution_id="x", input={}), 1).state
     (task,) = state.tasks
     state = decider.decide(spec, state, ev.CompleteTask(task_id=task, result={"id": 7}), 2).state
@@ -49,8 +50,9 @@ def test_cancel_drops_the_wait_and_compensates_then_ends_cancelled() -> None:
     spec, state = holding()
     cancelled = decider.decide(spec, state, ev.Cancel(reason="customer asked"), 3)
     assert [e.type for e in cancelled.events][:2] == [ev.CANCEL_REQUESTED, ev.STATE_ENTERED]
-    assert cancelled.dropped_timers == tuple(state.timers)
-    (undo,) = cancelled.new_tasks
+    work = testing.changes(state, cancelled.state)
+    assert work.dropped_timers == tuple(state.timers)
+    (undo,) = work.new_tasks
     assert (undo.activity, undo.input) == ("Refund", {"input": {}, "result": {"id": 7}})
 
     done = decider.decide(spec, cancelled.state, ev.CompleteTask(task_id=undo.id, result={}), 4)
