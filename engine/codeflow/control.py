@@ -1,21 +1,24 @@
-"""Control flow in a code workflow: ``with`` blocks become Choice states; catch handlers.
+"""Control flow in a code workflow: ``with`` blocks become Choice states; nested scopes;
+catch handlers.
 
 ``with flow.if_(c):``, ``elif_``, ``else_`` and ``while_`` run their block once, at deploy,
 while the builder records the block's steps as one branch of a Choice state. The paths
 leaving the blocks of an if/elif/else chain join at the next step; a while block loops
-back to its condition. A catch handler is a function that adds the steps run when a step
-fails; it is built once per scope, and every catch that names it again jumps to it.
+back to its condition. The branch functions of ``flow.parallel`` and the item function of
+``flow.map`` also run once, each inside a scope of its own that no path may leave. A catch
+handler is a function that adds the steps run when a step fails; it is built once per
+scope, and every catch that names it again jumps to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cairn import errors
 from cairn.codeflow import builder, jmespath_tree, sites, symbolic
-from cairn.codeflow.builder import Exit, Facts
+from cairn.codeflow.builder import Exit, Facts, Scope
 from cairn.codeflow.jmespath_tree import Origin
 from cairn.codeflow.options import Catch, error_name
 from cairn.codeflow.sites import Site, refuse
@@ -97,6 +100,60 @@ class Block:
         chain.joins += scope.exits
         scope.exits = chain.joins + ([chain.default] if chain.default is not None else [])
         scope.chain = chain if chain.default is not None else None
+
+
+def branches(
+    graph: builder.Graph, name: str, facts: Facts, functions: Sequence[Callable[[], object]]
+) -> list[JSON]:
+    """The Branches of Parallel state ``name``: each function built in a scope of its own."""
+    path = graph.state_path(name)
+    return [
+        graph.inside(
+            Scope(
+                kind="branch",
+                path=(*path, "Branches", index),
+                parent=graph.scope,
+                exits=[Exit(None, "StartAt", dict(facts))],
+                label=f"branch {index} of {name!r}",
+                outer=facts,
+            ),
+            function,
+            (),
+        )
+        for index, function in enumerate(functions)
+    ]
+
+
+def item_processor(
+    graph: builder.Graph,
+    name: str,
+    facts: Facts,
+    function: Callable[..., object],
+    arguments: Sequence[str],
+) -> tuple[dict[str, JSON], dict[str, Any]]:
+    """The ItemSelector and ItemProcessor of Map state ``name``, from ``function``.
+
+    ``arguments`` are the names of its parameters: the item, and optionally its index.
+    """
+    scope = Scope(
+        kind="item",
+        path=(*graph.state_path(name), "ItemProcessor"),
+        parent=graph.scope,
+        exits=[Exit(None, "StartAt", {})],
+        label=f"an item of {name!r}",
+        outer=facts,
+    )
+    values = []
+    for key, what in zip(arguments, ("Value", "Index"), strict=False):
+        origin = Origin(
+            kind="item", key=key, label=f"the {what.lower()} of {scope.label}",
+            site=graph.site, scope=scope, owner=graph,
+        )  # fmt: skip
+        scope.captured[key] = origin
+        scope.selector[f"{key}.$"] = f"$$.Map.Item.{what}"
+        values.append(symbolic.root(origin))
+    processor = graph.inside(scope, function, tuple(values))
+    return scope.selector, processor
 
 
 @dataclass(frozen=True, slots=True)

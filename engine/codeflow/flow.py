@@ -15,8 +15,8 @@ import datetime
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from cairn.codeflow import builder, control, jmespath_tree, sites, symbolic
-from cairn.codeflow.builder import Exit, Facts, Scope
+from cairn.codeflow import builder, control, jmespath_tree, sites, symbolic, task_fields
+from cairn.codeflow.builder import Exit
 from cairn.codeflow.jmespath_tree import Origin
 from cairn.codeflow.options import (
     DEFAULT,
@@ -24,7 +24,6 @@ from cairn.codeflow.options import (
     Duration,
     ErrorName,
     Retry,
-    Undo,
     activity_name,
     catches,
     duration_seconds,
@@ -34,10 +33,7 @@ from cairn.codeflow.options import (
 )
 from cairn.codeflow.sites import Site, refuse
 from cairn.codeflow.symbolic import Value
-from cairn.jsontypes import JSON
-
-Select = Callable[[Value], Mapping[str, object]]
-Compensation = Undo | Callable[[Value], Undo]
+from cairn.codeflow.task_fields import Compensation, Select
 
 
 class Flow:
@@ -105,10 +101,11 @@ class Flow:
         body["Activity"] = activity
         if queue is not None:
             body["TaskQueue"] = queue
-        body.update(self._payload(payload, params, facts))
-        return self._work(
-            name, body, facts, select=select, result=result, retry=retry, catch=catch,
-            compensate=compensate, timeout=timeout, heartbeat=heartbeat, callback=callback,
+        body.update(task_fields.payload(graph, payload, params, facts))
+        return task_fields.add(
+            graph, name, body, facts, self._lambda, select=select, result=result, retry=retry,
+            catch=catch, compensate=compensate, timeout=timeout, heartbeat=heartbeat,
+            callback=callback,
         )  # fmt: skip
 
     def child(
@@ -136,45 +133,11 @@ class Flow:
         name, facts = graph.start_state(name, target.partition("@")[0])
         body = _new("Task", comment)
         body["Workflow"] = target
-        body.update(self._payload(payload, params, facts))
-        return self._work(
-            name, body, facts, select=select, result=result, retry=retry, catch=catch,
-            compensate=None, timeout=None, heartbeat=None, callback=False,
+        body.update(task_fields.payload(graph, payload, params, facts))
+        return task_fields.add(
+            graph, name, body, facts, self._lambda, select=select, result=result, retry=retry,
+            catch=catch, compensate=None, timeout=None, heartbeat=None, callback=False,
         )  # fmt: skip
-
-    def _work(
-        self,
-        name: str,
-        body: dict[str, Any],
-        facts: Facts,
-        *,
-        select: Select | None,
-        result: str | Value | None,
-        retry: Retry | Sequence[Retry],
-        catch: CatchSpec | None,
-        compensate: Compensation | None,
-        timeout: Duration | None,
-        heartbeat: Duration | None,
-        callback: bool,
-    ) -> Value:
-        graph = self._graph
-        if select is not None:
-            body["ResultSelector"] = self._select(select)
-        origin, value = graph.result(name, result)
-        body["ResultPath"] = None if origin.discarded else origin.key
-        if timeout is not None:
-            body["TimeoutSeconds"] = duration_seconds(timeout)
-        if heartbeat is not None:
-            body["HeartbeatSeconds"] = duration_seconds(heartbeat)
-        if callback:
-            body["Callback"] = True
-        if retry:
-            body["Retry"] = retries(retry)
-        graph.add(name, body, facts, origin)
-        control.catch(graph, name, body, catches(catch), facts)
-        if compensate is not None:
-            body["Compensate"] = self._undo(compensate)
-        return value
 
     def wait(
         self,
@@ -340,23 +303,8 @@ class Flow:
         if not branches:
             refuse("flow.parallel needs at least one branch function")
         name, facts = graph.start_state(name, "Parallel")
-        path = graph.state_path(name)
         body = _new("Parallel", comment)
-        body["Branches"] = [
-            graph.inside(
-                Scope(
-                    kind="branch",
-                    path=(*path, "Branches", index),
-                    parent=graph.scope,
-                    exits=[Exit(None, "StartAt", dict(facts))],
-                    label=f"branch {index} of {name!r}",
-                    outer=facts,
-                ),
-                branch,
-                (),
-            )
-            for index, branch in enumerate(branches)
-        ]
+        body["Branches"] = control.branches(graph, name, facts, branches)
         origin, _ = graph.result(name, result)
         body["ResultPath"] = None if origin.discarded else origin.key
         if retry:
@@ -390,25 +338,8 @@ class Flow:
             if symbolic.contains_value(items)
             else jmespath_tree.literal(symbolic.plain(items))
         )
-        scope = Scope(
-            kind="item",
-            path=(*graph.state_path(name), "ItemProcessor"),
-            parent=graph.scope,
-            exits=[Exit(None, "StartAt", {})],
-            label=f"an item of {name!r}",
-            outer=facts,
-        )
-        arguments = []
-        for key, what in zip(names, ("Value", "Index"), strict=False):
-            origin = Origin(
-                kind="item", key=key, label=f"the {what.lower()} of {scope.label}",
-                site=graph.site, scope=scope, owner=graph,
-            )  # fmt: skip
-            scope.captured[key] = origin
-            scope.selector[f"{key}.$"] = f"$$.Map.Item.{what}"
-            arguments.append(symbolic.root(origin))
-        processor = graph.inside(scope, function, tuple(arguments))
-        body["ItemSelector"] = scope.selector
+        selector, processor = control.item_processor(graph, name, facts, function, names)
+        body["ItemSelector"] = selector
         if max_concurrency is not None:
             body["MaxConcurrency"] = max_concurrency
         body["ItemProcessor"] = processor
@@ -462,56 +393,7 @@ class Flow:
         self._graph.site = sites.user_site()
         return self._graph
 
-    def _payload(
-        self, payload: object, params: Mapping[str, object], facts: Facts
-    ) -> dict[str, JSON]:
-        if isinstance(payload, Value):
-            if params:
-                refuse("give either a Value as the whole input or parameters, not both")
-            return {"InputPath": self._graph.expression(payload, facts)}
-        if payload is not None and not isinstance(payload, Mapping):
-            refuse("the second argument is a dict of parameters or a Value")
-        return {"Parameters": self._graph.template({**(payload or {}), **params}, facts)}
-
-    def _select(self, select: Select) -> dict[str, JSON]:
-        origin = Origin(kind="relative", label="the raw result (the select= argument)")
-        shaped = self._lambda("select=", select, origin)
-        if not isinstance(shaped, Mapping):
-            refuse("select= returns a dict (a ResultSelector), like {'score': result.score}")
-        return self._graph.template(shaped, {}, origin)
-
-    def _undo(self, compensate: Compensation) -> dict[str, JSON]:
-        origin = Origin(
-            kind="relative", label="the task's input and result (done.input, done.result)"
-        )
-        undo = (
-            compensate
-            if isinstance(compensate, Undo)
-            else self._lambda("compensate=", compensate, origin)
-        )
-        if not isinstance(undo, Undo):
-            refuse("compensate= takes Undo(...) or a lambda returning one")
-        out: dict[str, JSON] = {"Activity": activity_name(undo.activity)}
-        if undo.queue is not None:
-            out["TaskQueue"] = undo.queue
-        if isinstance(undo.payload, Value):
-            tree = symbolic.node(undo.payload)
-            if not (
-                isinstance(tree, jmespath_tree.Path) and tree.origin is origin and not tree.steps
-            ):
-                refuse("an Undo's input is a dict of parameters, or the lambda's whole argument")
-        else:
-            params = {**(undo.payload or {}), **undo.params}  # type: ignore[dict-item]
-            out["Parameters"] = self._graph.template(params, {}, origin)
-        if undo.retry:
-            out["Retry"] = retries(undo.retry)
-        if undo.timeout is not None:
-            out["TimeoutSeconds"] = duration_seconds(undo.timeout)
-        if undo.comment is not None:
-            out["Comment"] = undo.comment
-        return out
-
-    def _lambda(self, what: str, function: Callable[[Value], object], origin: Origin) -> Any:
+    def _lambda(self, what: str, function: Callable[[Value], object], origin: Origin) -> object:
         self._inside = what
         try:
             return function(symbolic.root(origin))
