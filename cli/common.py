@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cairn import activities, errors
-from cairn.runtime import service
+
+if TYPE_CHECKING:
+    from cairn.runtime import service
 
 
 class UsageError(errors.CairnError):
@@ -21,7 +24,26 @@ class UsageError(errors.CairnError):
 
 
 def open_service(ctx: click.Context) -> service.Service:
+    from cairn.runtime import service
+
     return service.open_service(ctx.obj["db"])
+
+
+class EngineDefault(click.Option):
+    """An option whose default is the engine's own constant (``engine_default="MODULE:NAME"``),
+    read only when its command runs or shows its help.
+
+    Registering a command must not import the engine module that holds its defaults: every
+    ``cairn`` command registers them all, and would wait for SQLAlchemy to do it.
+    """
+
+    def __init__(self, *args: Any, engine_default: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.engine_default = engine_default
+
+    def get_default(self, ctx: click.Context, call: bool = True) -> Any:
+        module, _, name = self.engine_default.partition(":")
+        return getattr(importlib.import_module(module), name)
 
 
 def read_json(text: str, what: str = "--input") -> Any:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from cairn import errors
 from cairn.cli import common
-from cairn.codeflow import adapter
-from cairn.definitions import document as definition
+
+if TYPE_CHECKING:
+    from cairn.definitions import document as definition
 
 SUFFIXES = (".yaml", ".yml", ".json", ".py")
 
@@ -38,6 +40,9 @@ def load_all(paths: tuple[str, ...], names: list[str] | None) -> list[definition
     Code workflows (``FILE.py``, ``MODULE:NAME``) are built and checked against the
     activities registered once their module is imported (and the --activities modules).
     """
+    from cairn.codeflow import adapter
+    from cairn.definitions import document as definition
+
     documents, problems = [], []
     for target in definition_files(paths):
         try:

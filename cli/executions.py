@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cairn.cli import common
-from cairn.core import decider, model
-from cairn.definitions import document as definition
-from cairn.runtime import worker
+
+if TYPE_CHECKING:
+    from cairn.core import model
+    from cairn.runtime import worker
 
 INPUT_HELP = "Input JSON: inline, @path/to/file.json, or - for standard input."
 
 
 def _check_activities(spec: model.Definition, registered: set[str]) -> None:
+    from cairn.core import model
+
     missing = sorted(set(model.activities_of(spec)) - registered)
     if missing:
         raise common.UsageError(
@@ -100,6 +103,10 @@ def run(
     Example:
       cairn run definitions/order/v2.yaml --input @order.json
     """
+    from cairn.core import model
+    from cairn.definitions import document as definition
+    from cairn.runtime import worker
+
     registry = common.load_activities(modules)
     svc = common.open_service(ctx)
     version: int | None
@@ -237,6 +244,8 @@ def describe(ctx: click.Context, execution_id: str, as_json: bool) -> None:
 @click.pass_context
 def history(ctx: click.Context, execution_id: str, as_json: bool) -> None:
     """The event history of an execution, oldest first (every run, after ContinueAsNew)."""
+    from cairn.core import decider
+
     found = common.open_service(ctx).history(execution_id)
     if as_json:
         common.print_json(

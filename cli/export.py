@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 
 from cairn.cli import common
-from cairn.codeflow import adapter
 
 
 @click.command(name="export")
@@ -44,6 +43,8 @@ def export(target: str, output: Path | None, modules: tuple[str, ...]) -> None:
       cairn export definitions/order_code/v1.py
       cairn export definitions.order_code.v1:order -o order_code.yaml
     """
+    from cairn.codeflow import adapter
+
     if modules:
         common.load_activities(modules)
     found = adapter.load(target)

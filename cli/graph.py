@@ -15,7 +15,6 @@ import click
 
 from cairn import diagram as graph
 from cairn import errors
-from cairn.definitions import document as definition
 
 # What each output file suffix holds: a diagram's text, or a picture Graphviz draws.
 TEXT_FORMATS = {".mmd": "mermaid", ".dot": "dot", ".gv": "dot"}
@@ -62,6 +61,8 @@ def command(ctx: click.Context, path: Path, diagram_format: str, output: Path | 
 
     Mermaid text renders in GitHub and GitLab Markdown inside a ```mermaid fenced block.
     """
+    from cairn.definitions import document as definition
+
     suffix = output.suffix.lower() if output else ""
     if output is not None:
         diagram_format = _format_for(ctx, output, diagram_format)

@@ -4,6 +4,11 @@ Commands live in their own modules and are registered here. A command parses its
 calls one engine function and prints; it never catches errors itself, so that every
 ``CairnError`` reaches the user as clear lines on stderr and the documented exit code,
 never as a traceback.
+
+Every ``cairn`` command loads this module and every command module (``--help`` lists them
+all), so none of them imports SQLAlchemy, the schema validator or the code-workflow adapter
+at the top: a command imports what it needs when it runs, and ``cairn --help`` or ``cairn
+describe`` answers without paying for the rest.
 """
 
 from __future__ import annotations
@@ -12,10 +17,9 @@ import sys
 from typing import Any
 
 import click
-import sqlalchemy as sa
 
 from cairn import errors
-from cairn.runtime import database
+from cairn.cli import definitions, executions, export, graph, validate, workers
 
 
 class CairnGroup(click.Group):
@@ -31,11 +35,29 @@ class CairnGroup(click.Group):
         except errors.CairnError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(getattr(exc, "exit_code", 1))
-        except sa.exc.DBAPIError as exc:
+        except Exception as exc:
+            refused = _refusal(exc)
+            if refused is None:
+                raise
             # The database refused (unreachable, locked for too long, disk full...): nothing
             # was half-written, since every change is one transaction.
-            click.echo(f"error: the database refused: {database.reason(exc)}", err=True)
+            click.echo(f"error: the database refused: {refused}", err=True)
             sys.exit(1)
+
+
+def _refusal(exc: Exception) -> str | None:
+    """The database's reason, if ``exc`` is its refusal.
+
+    Only a command that loaded SQLAlchemy can have met one, and the others must not pay for
+    importing it just to find out.
+    """
+    if "sqlalchemy" not in sys.modules:
+        return None
+    import sqlalchemy as sa
+
+    from cairn.runtime import database
+
+    return database.reason(exc) if isinstance(exc, sa.exc.DBAPIError) else None
 
 
 @click.group(cls=CairnGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,21 +78,13 @@ def main(ctx: click.Context, db: str) -> None:
     ctx.obj = {"db": db}
 
 
-from cairn.cli import validate  # noqa: E402  (commands register after the group exists)
-
-main.add_command(validate.validate)
-
-from cairn.cli import graph  # noqa: E402  (commands register after the group exists)
-
-main.add_command(graph.command)
-
-from cairn.cli import definitions, executions, workers  # noqa: E402  (commands register after the group exists)
-
-main.add_command(definitions.deploy)
-main.add_command(definitions.list_definitions)
-
-from cairn.cli import export  # noqa: E402  (commands register after the group exists)
-
-main.add_command(export.export)
-for _command in executions.COMMANDS + workers.COMMANDS:
+for _command in [
+    definitions.deploy,
+    definitions.list_definitions,
+    export.export,
+    graph.command,
+    validate.validate,
+    *executions.COMMANDS,
+    *workers.COMMANDS,
+]:
     main.add_command(_command)

@@ -13,8 +13,6 @@ from collections.abc import Iterator
 import click
 
 from cairn import activities, errors
-from cairn.codeflow import adapter
-from cairn.definitions import document as definition
 
 SUFFIXES = (".yaml", ".yml", ".json", ".py")
 
@@ -53,6 +51,9 @@ def validate(paths: tuple[str, ...], names: set[str] | None, quiet: bool) -> Non
       cairn validate definitions/
       cairn validate definitions/order/v2.yaml --activities activities
     """
+    from cairn.codeflow import adapter
+    from cairn.definitions import document as definition
+
     problems: list[errors.Problem] = []
     for path in paths:
         folder = os.path.isdir(path)

@@ -7,11 +7,14 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from cairn.cli import common
-from cairn.runtime import database, leasing, worker
+
+if TYPE_CHECKING:
+    from cairn.runtime import worker
 
 
 @click.command(name="worker")
@@ -39,7 +42,9 @@ from cairn.runtime import database, leasing, worker
 )
 @click.option(
     "--poll",
-    default=worker.DEFAULT_POLL,
+    cls=common.EngineDefault,
+    engine_default="cairn.runtime.worker:DEFAULT_POLL",
+    type=float,
     show_default=True,
     metavar="SECONDS",
     help="How often to look for work and due timers even when no news of any came.",
@@ -47,7 +52,8 @@ from cairn.runtime import database, leasing, worker
 @click.option(
     "--lease",
     type=click.FloatRange(min=0.5),
-    default=leasing.DEFAULT_LEASE,
+    cls=common.EngineDefault,
+    engine_default="cairn.runtime.leasing:DEFAULT_LEASE",
     show_default=True,
     envvar="CAIRN_LEASE_SECONDS",
     metavar="SECONDS",
@@ -76,6 +82,8 @@ def worker_command(
     Example:
       cairn worker --queue default --queue payments --concurrency 8
     """
+    from cairn.runtime import worker
+
     registry = common.load_activities(modules)
     svc = common.open_service(ctx)
     on_tty = sys.stderr.isatty()
@@ -165,6 +173,8 @@ def db_group() -> None:
 @click.pass_context
 def upgrade(ctx: click.Context) -> None:
     """Create or upgrade Cairn's tables (SQLite does this on first use)."""
+    from cairn.runtime import database
+
     assert ctx.parent is not None and ctx.parent.parent is not None
     url = ctx.parent.parent.obj["db"]
     version = database.migrate(database.connect(url, upgrade=False))
