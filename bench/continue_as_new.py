@@ -35,7 +35,7 @@ import sqlalchemy as sa
 
 from bench import engine as bench
 from cairn import activities
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 from cairn.runtime import service, tables, worker
 
 STEP_PASS = """
@@ -281,7 +281,7 @@ def report(args: argparse.Namespace) -> None:
         f"ContinueAsNew loop: {args.iterations:,} iterations ({shape} each), a new run every "
         f"{args.every:,}; {args.db}: {where}; Python {sys.version.split()[0]}"
     )
-    document = definition.loads(STEP_PASS if args.step == "pass" else STEP_TASK)
+    document = loader.loads(STEP_PASS if args.step == "pass" else STEP_TASK)
     sampler = Sampler()
     with bench.fresh_database(args.db, args.pg_url) as db:
         svc = service.Service(db)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 
 STATES = 2_000
 RUNS = 7
@@ -67,7 +67,7 @@ def timings(text: str, *, as_json: bool) -> list[float]:
     spent = []
     for _ in range(RUNS):
         start = time.perf_counter()
-        definition.loads(text, "bench", json=as_json)
+        loader.loads(text, "bench", json=as_json)
         spent.append((time.perf_counter() - start) * 1000)
     return spent
 

@@ -16,7 +16,7 @@ import yaml
 
 from cairn import activities
 from cairn.core import model
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 from cairn.jsontypes import JSON
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ class Flow:
     """A workflow to benchmark: what to deploy, the handlers it needs, and fresh inputs."""
 
     label: str
-    document: definition.Document
+    document: loader.Document
     registry: activities.Registry
     queues: tuple[str, ...]
     inputs: Callable[[], Iterator[JSON]]
@@ -52,7 +52,7 @@ def order() -> Flow:
     # Compensations run only when a step fails; registered so the worker could take them.
     registry.register("RefundCard", _result())
     registry.register("ReleaseInventory", _result())
-    document = definition.load(ORDER_V1, activities=list(registry))
+    document = loader.load(ORDER_V1, activities=list(registry))
 
     def inputs() -> Iterator[JSON]:
         for n in itertools.count():
@@ -101,7 +101,7 @@ def choices(states: int = CHOICE_STATES) -> Flow:
             state.update({"End": True} if last else {"Next": names[n + 1]})
             body["States"][name] = state
     text = yaml.safe_dump(body, sort_keys=False)
-    document = definition.loads(text, f"<bench-choices-{states}>")
+    document = loader.loads(text, f"<bench-choices-{states}>")
 
     def inputs() -> Iterator[JSON]:
         for n in itertools.count():

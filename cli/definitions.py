@@ -11,7 +11,7 @@ from cairn import errors
 from cairn.cli import common
 
 if TYPE_CHECKING:
-    from cairn.definitions import document as definition
+    from cairn.definitions import loader
 
 SUFFIXES = (".yaml", ".yml", ".json", ".py")
 
@@ -34,14 +34,14 @@ def definition_files(paths: tuple[str, ...]) -> list[str]:
     return found
 
 
-def load_all(paths: tuple[str, ...], names: list[str] | None) -> list[definition.Document]:
+def load_all(paths: tuple[str, ...], names: list[str] | None) -> list[loader.Document]:
     """Load every file, reporting the problems of all of them before giving up.
 
     Code workflows (``FILE.py``, ``MODULE:NAME``) are built and checked against the
     activities registered once their module is imported (and the --activities modules).
     """
     from cairn.codeflow import adapter
-    from cairn.definitions import document as definition
+    from cairn.definitions import loader
 
     documents, problems = [], []
     for target in definition_files(paths):
@@ -49,7 +49,7 @@ def load_all(paths: tuple[str, ...], names: list[str] | None) -> list[definition
             if adapter.is_target(target):
                 documents += adapter.documents(target, required=target in paths)
             else:
-                documents.append(definition.load(target, names))
+                documents.append(loader.load(target, names))
         except errors.DefinitionError as exc:
             problems += exc.problems
     if problems:

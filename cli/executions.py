@@ -104,14 +104,14 @@ def run(
       cairn run definitions/order/v2.yaml --input @order.json
     """
     from cairn.core import model
-    from cairn.definitions import document as definition
+    from cairn.definitions import loader
     from cairn.runtime import worker
 
     registry = common.load_activities(modules)
     svc = common.open_service(ctx)
     version: int | None
     if Path(target).is_file():
-        doc = definition.load(target, list(registry))
+        doc = loader.load(target, list(registry))
         svc.deploy(doc)
         name, version = doc.name, doc.version
     else:

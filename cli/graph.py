@@ -61,12 +61,12 @@ def command(ctx: click.Context, path: Path, diagram_format: str, output: Path | 
 
     Mermaid text renders in GitHub and GitLab Markdown inside a ```mermaid fenced block.
     """
-    from cairn.definitions import document as definition
+    from cairn.definitions import loader
 
     suffix = output.suffix.lower() if output else ""
     if output is not None:
         diagram_format = _format_for(ctx, output, diagram_format)
-    body = definition.load(path).body
+    body = loader.load(path).body
     text = graph.to_dot(body) if diagram_format == "dot" else graph.to_mermaid(body)
     if output is None:
         click.echo(text, nl=False)

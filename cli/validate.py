@@ -52,7 +52,7 @@ def validate(paths: tuple[str, ...], names: set[str] | None, quiet: bool) -> Non
       cairn validate definitions/order/v2.yaml --activities activities
     """
     from cairn.codeflow import adapter
-    from cairn.definitions import document as definition
+    from cairn.definitions import loader
 
     problems: list[errors.Problem] = []
     for path in paths:
@@ -63,7 +63,7 @@ def validate(paths: tuple[str, ...], names: set[str] | None, quiet: bool) -> Non
                 if adapter.is_target(file):
                     documents = adapter.documents(file, required=not folder)
                 else:
-                    documents = [definition.load(file, activities=names)]
+                    documents = [loader.load(file, activities=names)]
             except errors.DefinitionError as exc:
                 problems.extend(exc.problems)
                 found = True

@@ -30,7 +30,7 @@ from cairn import activities, errors
 from cairn.codeflow import builder, flow, options, sites
 from cairn.codeflow.sites import Site
 from cairn.codeflow.symbolic import Value
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 
 
 class TargetError(errors.CairnError):
@@ -103,7 +103,7 @@ class Workflow:
                 [sites.raised_at(exc, self.site).problem(message)]
             ) from exc
 
-    def compile(self, activities: Collection[str] | None = REGISTERED) -> definition.Document:
+    def compile(self, activities: Collection[str] | None = REGISTERED) -> loader.Document:
         """The definition, checked; raises DefinitionError naming the user's lines.
 
         ``activities`` are the registered names Activity fields may use: by default the
@@ -113,7 +113,7 @@ class Workflow:
         names = _names(activities)
         problems = list(built.problems)
         try:
-            definition.validate(built.body, self.file, names)
+            loader.validate(built.body, self.file, names)
         except errors.DefinitionError as exc:
             hint = "" if names is None or names else _NO_ACTIVITIES
             for problem in exc.problems:
@@ -129,14 +129,14 @@ class Workflow:
             f"({self.module}:{self.function.__name__}).\n"
         )
         text = header + to_yaml(built.body)
-        return definition.Document(
-            body=built.body, source=text, file=self.file, sha256=definition.digest(built.body)
+        return loader.Document(
+            body=built.body, source=text, file=self.file, sha256=loader.digest(built.body)
         )
 
     def export(self, activities: Collection[str] | None = REGISTERED) -> str:
         """The definition as YAML text that validates and deploys to the same content hash."""
         document = self.compile(activities)
-        again = definition.loads(document.source, f"{self.name}.yaml")
+        again = loader.loads(document.source, f"{self.name}.yaml")
         if again.sha256 != document.sha256:
             raise errors.CairnError(
                 f"the YAML of {self.name}@{self.version} does not read back the same; "
@@ -298,7 +298,7 @@ def load(target: str) -> list[Workflow]:
     return matches
 
 
-def documents(target: str, *, required: bool = True) -> list[definition.Document]:
+def documents(target: str, *, required: bool = True) -> list[loader.Document]:
     """The checked definitions of the workflows a target names, against the registry.
 
     A file found in a folder may hold no workflow (a helper module): ``required=False``.

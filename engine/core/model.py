@@ -2,7 +2,7 @@
 
 The interpreter reads these, never the raw document, so field defaults, expression parsing
 and the ASL quirks of each field live here once.  The document is assumed valid
-(``definitions.document`` has checked it); building the model does no validation of its own.
+(``definitions.loader`` has checked it); building the model does no validation of its own.
 """
 
 from __future__ import annotations

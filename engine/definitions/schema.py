@@ -29,3 +29,18 @@ def schema() -> dict[str, Any]:
 def validator() -> jsonschema.Draft202012Validator:
     """Return the shared validator of definitions; formats are left to the semantic checks."""
     return jsonschema.Draft202012Validator(schema(), format_checker=None)
+
+
+@functools.cache
+def field_names() -> frozenset[str]:
+    """Every field name the format knows, to tell a misplaced field from an unknown one."""
+    found: set[str] = set()
+    stack: list[Any] = [schema()]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            found.update(node.get("properties", {}))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return frozenset(found)

@@ -22,7 +22,7 @@ import pytest
 
 from activities import provider
 from cairn.core import events
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 from cairn.runtime import service
 from tests.crash import handlers, harness
 from tests.integration import support
@@ -42,7 +42,7 @@ stalled fsync or a busy core once made it 236 ms, more than the default poll of 
 
 def deploy_orders(client: service.Service) -> None:
     text = re.sub(r"Activity: (\w+)", r"Activity: Crash.\1", ORDER_V2.read_text())
-    client.deploy(definition.loads(text, str(ORDER_V2)))
+    client.deploy(loader.loads(text, str(ORDER_V2)))
 
 
 def order(n: int, **changes: Any) -> dict[str, Any]:
@@ -244,7 +244,7 @@ def task_waits(
 def test_four_workers_never_run_one_task_attempt_at_once(
     client: service.Service, cluster: Callable[..., harness.Cluster], journal: Path
 ) -> None:
-    client.deploy(definition.loads(SPREAD))
+    client.deploy(loader.loads(SPREAD))
     workers = cluster("--lease", "1", "--poll", str(POLL), "--concurrency", "4")
     for started in [workers.start() for _ in range(4)]:
         started.ready()

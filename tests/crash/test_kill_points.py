@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from activities import provider
 from cairn.core import events
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 from cairn.runtime import service, tables
 from tests.crash import handlers, harness
 from tests.integration import support
@@ -95,8 +95,8 @@ States:
 
 
 def start(client: service.Service, text: str) -> str:
-    client.deploy(definition.loads(text))
-    name = definition.loads(text).name
+    client.deploy(loader.loads(text))
+    name = loader.loads(text).name
     return str(client.start(name, {}, execution_id=f"{name}-1")["id"])
 
 

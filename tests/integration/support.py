@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from activities import orders
 from cairn import activities
 from cairn.core import events
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 from cairn.jsontypes import JSON
 from cairn.runtime import invoke, leasing, service
 
@@ -134,16 +134,16 @@ def wait_until(
         time.sleep(every)
 
 
-def deploy(svc: service.Service, text: str) -> definition.Document:
+def deploy(svc: service.Service, text: str) -> loader.Document:
     """Load definition text, deploy it and return the document."""
-    document = definition.loads(text)
+    document = loader.loads(text)
     svc.deploy(document)
     return document
 
 
-def deploy_file(svc: service.Service, name: str) -> definition.Document:
+def deploy_file(svc: service.Service, name: str) -> loader.Document:
     """Deploy one of the definitions in tests/integration/definitions."""
-    document = definition.load(DEFINITIONS / name)
+    document = loader.load(DEFINITIONS / name)
     svc.deploy(document)
     return document
 

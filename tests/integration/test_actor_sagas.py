@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from activities import provider
 from cairn.cli.main import main
 from cairn.core import decider, events
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 from cairn.runtime import invoke, service, tables
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
@@ -111,7 +111,7 @@ def undo_steps(svc: service.Service, execution_id: str) -> list[tuple[str, str]]
 def test_order_v2_cancelled_in_its_window_refunds_and_releases_in_reverse_order(
     svc: service.Service, demo: Recorder, provider_db: Path, clock: FakeClock, db_url: str
 ) -> None:
-    svc.deploy(definition.load(ORDER_V2))
+    svc.deploy(loader.load(ORDER_V2))
     execution_id = svc.start("order", order("C1"), execution_id="order-C1")["id"]
     drain(svc, demo)
     view = svc.inspect(execution_id)
@@ -153,7 +153,7 @@ def test_order_v2_cancelled_in_its_window_refunds_and_releases_in_reverse_order(
 def test_order_v2_cancel_sent_before_the_window_opens_is_not_lost(
     svc: service.Service, demo: Recorder, provider_db: Path
 ) -> None:
-    svc.deploy(definition.load(ORDER_V2))
+    svc.deploy(loader.load(ORDER_V2))
     execution_id = svc.start("order", order("E1"), execution_id="order-E1")["id"]
     svc.signal(execution_id, "cancel", {"reason": "too quick"})  # before the fraud screen ran
     drain(svc, demo)
@@ -179,7 +179,7 @@ def test_order_v2_cancel_sent_before_the_window_opens_is_not_lost(
 def test_order_v2_without_a_cancel_ships_when_the_thirty_days_are_up(
     svc: service.Service, demo: Recorder, provider_db: Path, clock: FakeClock
 ) -> None:
-    svc.deploy(definition.load(ORDER_V2))
+    svc.deploy(loader.load(ORDER_V2))
     execution_id = svc.start("order", order("S1"), execution_id="order-S1")["id"]
     drain(svc, demo)
     clock.advance(30 * DAY - 1)

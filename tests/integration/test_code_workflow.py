@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from cairn.cli.main import main
 from cairn.codeflow import adapter
 from cairn.core import events
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 from cairn.jsontypes import JSON
 from cairn.runtime import service, worker
 from tests.integration import flows, support
@@ -59,7 +59,7 @@ def test_the_code_order_flow_and_v2_leave_the_same_history_on_a_real_database(
     provider_db: Path,
     start_worker: Callable[..., worker.Worker],
 ) -> None:
-    svc.deploy(definition.load(ORDER_V2))
+    svc.deploy(loader.load(ORDER_V2))
     (code,) = adapter.load(ORDER_CODE)
     svc.deploy(code.compile())
     start_worker(svc, demo.registry, queues=QUEUES)

@@ -8,7 +8,7 @@ import pytest
 
 from cairn import errors
 from cairn.core import events
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 from cairn.runtime import service
 from tests.integration import support
 from tests.integration.support import Recorder
@@ -66,7 +66,7 @@ def test_identical_redeploy_is_a_no_op(svc: service.Service) -> None:
         ' "ResultPath": "first", "Next": "Done"}}, "StartAt": "First", "Version": 1,'
         ' "Name": "pinned"}'
     )
-    assert svc.deploy(definition.loads(as_json, json=True)).created is False
+    assert svc.deploy(loader.loads(as_json, json=True)).created is False
     assert [(d["name"], d["version"]) for d in svc.definitions()] == [("pinned", 1)]
     support.assert_replays(svc)
 

@@ -11,7 +11,7 @@ import pytest
 
 from activities import provider
 from cairn.core import decider, events
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 from cairn.runtime import service, tables, worker
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
@@ -30,7 +30,7 @@ def order_svc(
     start_worker: Callable[..., worker.Worker],
 ) -> service.Service:
     """A service with order@1 deployed and a worker serving both of its queues."""
-    live_svc.deploy(definition.load(ORDER_V1))
+    live_svc.deploy(loader.load(ORDER_V1))
     start_worker(live_svc, demo.registry, queues=QUEUES)
     return live_svc
 
@@ -151,8 +151,8 @@ def test_order_v2_holds_for_a_thirty_day_cancel_window(
     provider_db: Path,
     start_worker: Callable[..., worker.Worker],
 ) -> None:
-    svc.deploy(definition.load(ORDER_V1))
-    svc.deploy(definition.load(ORDER_V2))
+    svc.deploy(loader.load(ORDER_V1))
+    svc.deploy(loader.load(ORDER_V2))
     start_worker(svc, demo.registry, queues=QUEUES)
 
     def holding(execution_id: str) -> bool:

@@ -11,8 +11,7 @@ import pytest
 import yaml
 
 from cairn import errors
-from cairn.definitions import document as definition
-from cairn.definitions import source
+from cairn.definitions import loader, semantics, source
 from cairn.jsontypes import JSON
 
 # Every state type, nested scopes, a poll loop through a Wait, aliases and a merge key.
@@ -108,7 +107,7 @@ TINY: dict[str, JSON] = {"Name": "tiny", "Version": 1, "StartAt": "Work", "State
 def problems(text: str | bytes, **options: Any) -> list[str]:
     """The problem lines of a definition text, which must be invalid."""
     with pytest.raises(errors.DefinitionError) as caught:
-        definition.loads(text, "d.yaml", **options)
+        loader.loads(text, "d.yaml", **options)
     return [str(p) for p in caught.value.problems]
 
 
@@ -126,7 +125,7 @@ def states(body: str) -> str:
 
 
 def test_a_definition_with_every_state_type_loads() -> None:
-    document = definition.loads(FULL, "full.yaml")
+    document = loader.loads(FULL, "full.yaml")
     assert (document.name, document.version, document.file) == ("full", 3, "full.yaml")
     assert document.source == FULL
     later = document.body["States"]["Later"]
@@ -137,25 +136,25 @@ def test_a_definition_with_every_state_type_loads() -> None:
 
 
 def test_yaml_and_json_spellings_hash_the_same() -> None:
-    from_yaml = definition.loads(FULL, "full.yaml")
+    from_yaml = loader.loads(FULL, "full.yaml")
     as_json = json.dumps(from_yaml.body, indent=1)
-    from_json = definition.loads(as_json, "full.json", json=True)
+    from_json = loader.loads(as_json, "full.json", json=True)
     assert from_json.body == from_yaml.body
-    assert from_json.sha256 == from_yaml.sha256 == definition.digest(from_yaml.body)
-    assert definition.loads(FULL.replace("Version: 3", "Version: 4")).sha256 != from_yaml.sha256
+    assert from_json.sha256 == from_yaml.sha256 == loader.digest(from_yaml.body)
+    assert loader.loads(FULL.replace("Version: 3", "Version: 4")).sha256 != from_yaml.sha256
 
 
 def test_load_reads_json_by_extension(tmp_path: Path) -> None:
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(TINY))
-    assert definition.load(path).body == TINY
+    assert loader.load(path).body == TINY
     path.write_text("Name: tiny  # YAML is not JSON\n")
     with pytest.raises(errors.DefinitionError, match=r"tiny.json:1:1: invalid JSON"):
-        definition.load(path)
+        loader.load(path)
 
 
 def test_bytes_with_a_byte_order_mark_load() -> None:
-    document = definition.loads(b"\xef\xbb\xbf" + yaml.safe_dump(TINY).encode())
+    document = loader.loads(b"\xef\xbb\xbf" + yaml.safe_dump(TINY).encode())
     assert document.body == TINY
 
 
@@ -164,7 +163,7 @@ def test_yaml_1_1_booleans_stay_names() -> None:
         "  A:\n    Type: Choice\n    Choices:\n      - Condition: ok\n        Next: Yes\n"
         "    Default: No\n  Yes: {Type: Succeed}\n  No: {Type: Fail}\n"
     )
-    assert set(definition.loads(body).body["States"]) == {"A", "Yes", "No"}
+    assert set(loader.loads(body).body["States"]) == {"A", "Yes", "No"}
 
 
 def test_a_wait_or_task_makes_a_loop_intended() -> None:
@@ -173,17 +172,17 @@ def test_a_wait_or_task_makes_a_loop_intended() -> None:
         "  B:\n    Type: Choice\n    Choices:\n      - Condition: done\n        Next: A\n"
         "    Default: A\n"
     )
-    definition.loads(poll)
+    loader.loads(poll)
     waits = states("  A:\n    Type: Wait\n    Signal: go\n    Next: A\n")
-    definition.loads(waits)
+    loader.loads(waits)
 
 
 def test_validate_accepts_a_body_built_in_python() -> None:
-    definition.validate(TINY)
+    loader.validate(TINY)
 
 
 def test_known_activities_pass() -> None:
-    definition.loads(FULL, activities={"ChargeCard", "RefundCard", "Reserve", "CheckShipment"})
+    loader.loads(FULL, activities={"ChargeCard", "RefundCard", "Reserve", "CheckShipment"})
 
 
 # --- garbage in, one clear problem out -----------------------------------------------------
@@ -251,7 +250,7 @@ def test_deep_nesting_within_the_limit_is_checked_not_crashed() -> None:
     # 95 levels of a Parameters template: the schema validator recurses into each of them.
     deep = "{a: " * 95 + "1" + "}" * 95
     text = states(f"  A:\n    Type: Pass\n    Parameters: {deep}\n    End: true\n")
-    assert definition.loads(text).body["States"]["A"]["Parameters"]["a"]
+    assert loader.loads(text).body["States"]["A"]["Parameters"]["a"]
 
 
 def test_files_that_cannot_be_read(tmp_path: Path) -> None:
@@ -260,7 +259,7 @@ def test_files_that_cannot_be_read(tmp_path: Path) -> None:
         (tmp_path, ":0:0: is a directory, not a definition file"),
     ]:
         with pytest.raises(errors.DefinitionError) as caught:
-            definition.load(path)
+            loader.load(path)
         assert str(caught.value).endswith(expected)
 
 
@@ -268,9 +267,9 @@ def test_files_over_one_mebibyte_are_refused_before_parsing(tmp_path: Path) -> N
     path = tmp_path / "huge.yaml"
     path.write_bytes(b"[" * (source.MAX_BYTES + 1))
     with pytest.raises(errors.DefinitionError, match="may be at most 1 MiB"):
-        definition.load(path)
+        loader.load(path)
     with pytest.raises(errors.DefinitionError, match="may be at most 1 MiB"):
-        definition.loads("#" * (source.MAX_BYTES + 1))
+        loader.loads("#" * (source.MAX_BYTES + 1))
 
 
 @pytest.mark.parametrize(
@@ -284,14 +283,14 @@ def test_files_over_one_mebibyte_are_refused_before_parsing(tmp_path: Path) -> N
 )
 def test_validate_refuses_what_is_not_json(body: dict[str, Any]) -> None:
     with pytest.raises(errors.DefinitionError):
-        definition.validate(body)
+        loader.validate(body)
 
 
 def test_validate_refuses_a_cyclic_body() -> None:
     body: dict[str, Any] = dict(TINY)
     body["InputSchema"] = body
     with pytest.raises(errors.DefinitionError, match="nested more than 100 levels"):
-        definition.validate(body)
+        loader.validate(body)
 
 
 # --- schema problems, in words, where they are ---------------------------------------------
@@ -359,7 +358,7 @@ def test_json_problems_carry_json_positions() -> None:
 def test_validate_names_the_path_without_positions() -> None:
     body = {**TINY, "States": {**TINY_STATES, "Done": {"Type": "Succeed", "Next": "Work"}}}
     with pytest.raises(errors.DefinitionError) as caught:
-        definition.validate(body, "built")
+        loader.validate(body, "built")
     assert [str(p) for p in caught.value.problems] == [
         "built:0:0: 'Next' is not allowed in Succeed state 'Done' (at States.Done.Next)"
     ]
@@ -410,7 +409,7 @@ def test_a_loop_with_a_way_out_is_fine() -> None:
         "  A: {Type: Pass, Next: B}\n  B:\n    Type: Choice\n"
         "    Choices: [{Condition: done, Next: C}]\n    Default: A\n  C: {Type: Succeed}\n"
     )
-    definition.loads(text)
+    loader.loads(text)
 
 
 def test_retry_and_catch_rules() -> None:
@@ -487,7 +486,7 @@ def test_wait_forms() -> None:
     ],
 )
 def test_rfc3339(text: str, valid: bool) -> None:
-    assert definition.is_rfc3339(text) is valid
+    assert semantics.is_rfc3339(text) is valid
 
 
 def test_input_schema_must_be_a_json_schema() -> None:
@@ -510,7 +509,7 @@ def test_unknown_activities_when_the_registry_is_given() -> None:
         "d.yaml:8:28: activity 'Refund' is not registered (did you mean 'RefundCard'?) "
         "(at States.A.Compensate.Activity)",
     ]
-    definition.loads(text)
+    loader.loads(text)
 
 
 def test_schema_problems_do_not_hide_semantic_ones_elsewhere() -> None:

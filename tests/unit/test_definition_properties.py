@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cairn import errors
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 
 Path = tuple[str | int, ...]
 
@@ -214,7 +214,7 @@ def broken(draw: st.DrawFn) -> tuple[str | bytes, bool]:
 
 def test_the_bases_are_valid() -> None:
     for base in BASES:
-        assert definition.loads(yaml.safe_dump(base)).body == base
+        assert loader.loads(yaml.safe_dump(base)).body == base
         assert dangling(base) == []
 
 
@@ -223,7 +223,7 @@ def test_the_bases_are_valid() -> None:
 def test_broken_definitions_fail_cleanly_and_never_dangle(case: tuple[str | bytes, bool]) -> None:
     text, as_json = case
     try:
-        document = definition.loads(text, "fuzz", json=as_json)
+        document = loader.loads(text, "fuzz", json=as_json)
     except errors.DefinitionError as exc:
         assert exc.problems
         assert all(p.file == "fuzz" and p.message for p in exc.problems)

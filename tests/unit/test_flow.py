@@ -11,14 +11,14 @@ import pytest
 from cairn import Catch, Errors, Flow, Retry, Undo, Value, activity, fn, testing, workflow
 from cairn.activities import ActivityError
 from cairn.core import events
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 
 
 def compile_flow(function: Any, **options: Any) -> dict[str, Any]:
     """Compile a workflow function (no activity check); its YAML reads back the same."""
     flow = workflow(name="t", version=1, **options)(function)
     document = flow.compile(activities=None)
-    assert definition.loads(flow.export(activities=None)).sha256 == document.sha256
+    assert loader.loads(flow.export(activities=None)).sha256 == document.sha256
     return document.body
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from cairn import Flow, Value, workflow
 from cairn.cli.main import main
 from cairn.codeflow import adapter
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = "definitions/order_code/v1.py"
@@ -61,7 +61,7 @@ def test_any_literal_survives_the_yaml_round_trip(
     built = workflow(name="literals", version=1, comment=comment or None)(flow_)
     document = built.compile(activities=None)
     text = built.export(activities=None)
-    assert definition.loads(text).sha256 == document.sha256
+    assert loader.loads(text).sha256 == document.sha256
 
 
 def test_cli_export_prints_yaml_that_deploys_to_the_same_hash(tmp_path: Path) -> None:
@@ -69,7 +69,7 @@ def test_cli_export_prints_yaml_that_deploys_to_the_same_hash(tmp_path: Path) ->
     result = CliRunner().invoke(main, ["export", EXAMPLE, "-o", str(out)])
     assert result.exit_code == 0, result.output
     (code,) = adapter.load(EXAMPLE)
-    exported = definition.load(out)
+    exported = loader.load(out)
     assert exported.sha256 == code.compile().sha256
     assert exported.source.startswith("# order_code v1, built from definitions/order_code/v1.py")
     by_module = CliRunner().invoke(main, ["export", "definitions.order_code.v1:order"])
@@ -141,4 +141,4 @@ def test_the_readme_shows_one_definition_in_yaml_and_in_python() -> None:
     namespace: dict[str, Any] = {"__name__": "readme"}
     exec(compile(python_text.group(1), "README.md", "exec"), namespace)
     (flow,) = [v for v in namespace.values() if isinstance(v, adapter.Workflow)]
-    assert flow.compile(activities=None).sha256 == definition.loads(yaml_text.group(1)).sha256
+    assert flow.compile(activities=None).sha256 == loader.loads(yaml_text.group(1)).sha256

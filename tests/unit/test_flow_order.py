@@ -17,10 +17,10 @@ import yaml
 from cairn import testing
 from cairn.codeflow import adapter
 from cairn.core import events
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 
 ROOT = Path(__file__).resolve().parents[2]
-V2 = definition.load(ROOT / "definitions" / "order" / "v2.yaml")
+V2 = loader.load(ROOT / "definitions" / "order" / "v2.yaml")
 (CODE,) = adapter.load(str(ROOT / "definitions" / "order_code" / "v1.py"))
 
 ORDER = {

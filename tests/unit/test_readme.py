@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from cairn.cli.reference import reference
-from cairn.definitions import document as definition
+from cairn.definitions import loader
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -29,4 +29,4 @@ def test_readme_definition_examples_validate() -> None:
     examples = [b for b in blocks if isinstance(yaml.safe_load(b), dict) and "States" in b]
     assert examples
     for text in examples:
-        definition.loads(text, "README.md")
+        loader.loads(text, "README.md")
