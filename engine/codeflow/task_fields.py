@@ -103,13 +103,15 @@ def _undo(graph: builder.Graph, compensate: Compensation, run: RunLambda) -> dic
     out: dict[str, JSON] = {"Activity": activity_name(undo.activity)}
     if undo.queue is not None:
         out["TaskQueue"] = undo.queue
-    if isinstance(undo.payload, Value):
-        tree = symbolic.node(undo.payload)
+    given = undo.payload
+    if isinstance(given, Value):
+        tree = symbolic.node(given)
         if not (isinstance(tree, jmespath_tree.Path) and tree.origin is origin and not tree.steps):
             refuse("an Undo's input is a dict of parameters, or the lambda's whole argument")
+    elif given is None or isinstance(given, Mapping):
+        out["Parameters"] = graph.template({**(given or {}), **undo.params}, {}, origin)
     else:
-        params = {**(undo.payload or {}), **undo.params}  # type: ignore[dict-item]
-        out["Parameters"] = graph.template(params, {}, origin)
+        refuse("an Undo's input is a dict of parameters, or the lambda's whole argument")
     if undo.retry:
         out["Retry"] = retries(undo.retry)
     if undo.timeout is not None:

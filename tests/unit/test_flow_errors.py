@@ -312,6 +312,10 @@ def name_error(flow: Flow, order: Value) -> None:
     flow.task("Ship", to=adress)  # type: ignore[name-defined]  # noqa: F821  # <- name error
 
 
+def undo_of_a_list(flow: Flow, order: Value) -> None:
+    flow.task("Charge", compensate=lambda done: Undo("Refund", [done.result]))  # <- undo input
+
+
 @pytest.mark.parametrize(
     ("function", "marker", "says"),
     [
@@ -319,6 +323,7 @@ def name_error(flow: Flow, order: Value) -> None:
         (else_alone, "else", "must come right after an if_ or elif_ block"),
         (after_the_end, "unreachable", "this step can never run: every path before it has ended"),
         (name_error, "name error", "raised NameError: name 'adress' is not defined"),
+        (undo_of_a_list, "undo input", "an Undo's input is a dict of parameters, or the lambda"),
     ],
 )
 def test_misused_blocks_and_python_errors(
