@@ -35,8 +35,11 @@ import sqlalchemy as sa
 
 from bench import engine as bench
 from cairn import activities
+from cairn.client import Client
 from cairn.definitions import loader
-from cairn.runtime import service, tables, worker
+from cairn.runtime import tables, worker
+from cairn.runtime.dispatcher import Dispatcher
+from cairn.runtime.writer import Writer
 
 STEP_PASS = """
 Name: counter
@@ -180,19 +183,19 @@ class Commits:
         self.count += 1
 
 
-def events_per_run(svc: service.Service, execution_id: str) -> dict[int, int]:
+def events_per_run(client: Client, execution_id: str) -> dict[int, int]:
     E = tables.events
     query = (
         sa.select(E.c.run, sa.func.count())
         .where(E.c.execution_id == execution_id)
         .group_by(E.c.run)
     )
-    with svc.read() as conn:
+    with client.writer.read() as conn:
         return {int(run): int(count) for run, count in conn.execute(query)}
 
 
 def run_loop(
-    svc: service.Service,
+    client: Client,
     commits: Commits,
     sampler: Sampler,
     label: str,
@@ -203,15 +206,15 @@ def run_loop(
     before = commits.count
     with sampler.measure():
         began = time.perf_counter()
-        started = svc.start("counter", loop)
-        view = svc.wait(started["id"], timeout=WAIT_TIMEOUT)
+        started = client.start("counter", loop)
+        view = client.wait(started["id"], timeout=WAIT_TIMEOUT)
         seconds = time.perf_counter() - began
     if view["status"] != "SUCCEEDED" or view["output"]["n"] != iterations:
         raise bench.BenchError(
             f"the loop of {iterations} ended {view['status']} "
             f"({view['error']}: {view['cause']}; output {view['output']})"
         )
-    runs = events_per_run(svc, view["id"])
+    runs = events_per_run(client, view["id"])
     return Phase(
         label=label,
         iterations=iterations,
@@ -227,13 +230,13 @@ def run_loop(
 
 
 @contextmanager
-def running(svc: service.Service, step: str) -> Iterator[None]:
+def running(client: Client, step: str) -> Iterator[None]:
     if step != "task":
         yield
         return
     registry = activities.Registry()
     registry.register("Tick", lambda params, ctx: None)
-    runner = worker.Worker(svc, registry, concurrency=1, poll=0.05)
+    runner = worker.Worker(Dispatcher(client.writer), registry, concurrency=1, poll=0.05)
     runner.start()
     try:
         yield
@@ -284,16 +287,21 @@ def report(args: argparse.Namespace) -> None:
     document = loader.loads(STEP_PASS if args.step == "pass" else STEP_TASK)
     sampler = Sampler()
     with bench.fresh_database(args.db, args.pg_url) as db:
-        svc = service.Service(db)
-        svc.deploy(document)
+        client = Client(Writer(db))
+        client.deploy(document)
         commits = Commits(db)
-        with running(svc, args.step):
+        with running(client, args.step):
             run_loop(
-                svc, commits, sampler, "warm-up", min(args.iterations, 2 * args.every), args.every
+                client,
+                commits,
+                sampler,
+                "warm-up",
+                min(args.iterations, 2 * args.every),
+                args.every,
             )
             peak_before, rss_before = maxrss(), rss()
-            tenth = run_loop(svc, commits, sampler, "a tenth", args.iterations // 10, args.every)
-            whole = run_loop(svc, commits, sampler, "whole", args.iterations, args.every)
+            tenth = run_loop(client, commits, sampler, "a tenth", args.iterations // 10, args.every)
+            whole = run_loop(client, commits, sampler, "whole", args.iterations, args.every)
     print()
     print(bench.table(HEADER, [tenth.cells(), whole.cells()], align="lrrrrrrrrrr"))
     print()

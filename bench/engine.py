@@ -1,8 +1,8 @@
 """Engine benchmark: executions and state transitions per second, and start-to-finish latency.
 
-Every execution goes the way a user's would: ``Service.start`` in the starting thread, a real
+Every execution goes the way a user's would: ``Client.start`` in the starting thread, a real
 ``Worker`` with its slot and maintenance threads in the same process taking the tasks, and
-``Service.wait`` until it closes.  Each case runs on a database of its own, made for it and
+``Client.wait`` until it closes.  Each case runs on a database of its own, made for it and
 thrown away after: an SQLite file in a temporary folder (WAL, ``synchronous`` as
 ``CAIRN_SQLITE_SYNCHRONOUS`` says, FULL by default) or a new PostgreSQL database.
 
@@ -49,8 +49,11 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from bench import workloads
+from cairn.client import Client
 from cairn.jsontypes import JSON
-from cairn.runtime import database, service, worker
+from cairn.runtime import database, worker
+from cairn.runtime.dispatcher import Dispatcher
+from cairn.runtime.writer import Writer
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DATABASES = ("sqlite", "postgres")
@@ -169,9 +172,11 @@ def sqlite_settings() -> str:
 
 
 @contextlib.contextmanager
-def running_worker(svc: service.Service, flow: workloads.Flow, slots: int) -> Iterator[None]:
+def running_worker(client: Client, flow: workloads.Flow, slots: int) -> Iterator[None]:
     """A real worker with ``slots`` slot threads, stopped (and its leases released) after."""
-    w = worker.Worker(svc, flow.registry, queues=flow.queues, concurrency=slots)
+    w = worker.Worker(
+        Dispatcher(client.writer), flow.registry, queues=flow.queues, concurrency=slots
+    )
     w.start()
     try:
         yield
@@ -179,11 +184,11 @@ def running_worker(svc: service.Service, flow: workloads.Flow, slots: int) -> It
         w.stop(grace=10.0)
 
 
-def run_one(svc: service.Service, flow: workloads.Flow, input: JSON) -> tuple[str, float]:
+def run_one(client: Client, flow: workloads.Flow, input: JSON) -> tuple[str, float]:
     """Start an execution and wait for it to close; its id and start-to-finish seconds."""
     began = time.perf_counter()
-    started = svc.start(flow.document.name, input, version=flow.document.version)
-    view = svc.wait(started["id"], timeout=WAIT_TIMEOUT)
+    started = client.start(flow.document.name, input, version=flow.document.version)
+    view = client.wait(started["id"], timeout=WAIT_TIMEOUT)
     took = time.perf_counter() - began
     if view["status"] != "SUCCEEDED":
         raise BenchError(
@@ -194,34 +199,34 @@ def run_one(svc: service.Service, flow: workloads.Flow, input: JSON) -> tuple[st
 
 
 def run_many(
-    svc: service.Service, flow: workloads.Flow, inputs: Iterator[JSON], count: int, inflight: int
+    client: Client, flow: workloads.Flow, inputs: Iterator[JSON], count: int, inflight: int
 ) -> tuple[float, list[float], str]:
     """Run ``count`` executions, ``inflight`` at a time; wall seconds, latencies, a last id."""
     batch = [next(inputs) for _ in range(count)]
     began = time.perf_counter()
     if inflight <= 1:
-        results = [run_one(svc, flow, item) for item in batch]
+        results = [run_one(client, flow, item) for item in batch]
     else:
         with futures.ThreadPoolExecutor(inflight, thread_name_prefix="bench-starter") as pool:
-            results = list(pool.map(lambda item: run_one(svc, flow, item), batch))
+            results = list(pool.map(lambda item: run_one(client, flow, item), batch))
     seconds = time.perf_counter() - began
     return seconds, [took for _, took in results], results[-1][0]
 
 
-def transitions_of(svc: service.Service, execution_id: str) -> int:
-    return sum(1 for e in svc.history(execution_id) if e.type == "StateEntered")
+def transitions_of(client: Client, execution_id: str) -> int:
+    return sum(1 for e in client.history(execution_id) if e.type == "StateEntered")
 
 
 def run_case(db: sa.Engine, kind: str, flow: workloads.Flow, mode: str, sizes: Sizes) -> Row:
     """Deploy, start a worker, warm up, then measure one flow in one mode."""
-    svc = service.Service(db)
-    svc.deploy(flow.document)
+    client = Client(Writer(db))
+    client.deploy(flow.document)
     inflight = 1 if mode == "sequential" else sizes.concurrency
     inputs = flow.inputs()
-    with running_worker(svc, flow, sizes.concurrency):
-        _, _, sample = run_many(svc, flow, inputs, max(1, sizes.warmup), inflight)
-        transitions = transitions_of(svc, sample)
-        seconds, latencies, _ = run_many(svc, flow, inputs, sizes.executions, inflight)
+    with running_worker(client, flow, sizes.concurrency):
+        _, _, sample = run_many(client, flow, inputs, max(1, sizes.warmup), inflight)
+        transitions = transitions_of(client, sample)
+        seconds, latencies, _ = run_many(client, flow, inputs, sizes.executions, inflight)
     return Row(
         db=kind,
         flow=flow.label,
@@ -528,24 +533,27 @@ def profile(sizes: Sizes, pg_url: str) -> None:
     flow = workloads.order()
     n = sizes.executions
     with fresh_database("sqlite", pg_url) as db:
-        svc = service.Service(db)
-        svc.deploy(flow.document)
+        client = Client(Writer(db))
+        client.deploy(flow.document)
         inputs = flow.inputs()
-        with running_worker(svc, flow, sizes.concurrency):
-            run_many(svc, flow, inputs, max(1, sizes.warmup), 1)
+        with running_worker(client, flow, sizes.concurrency):
+            run_many(client, flow, inputs, max(1, sizes.warmup), 1)
             with Statements(db) as counted:
-                plain, plain_latencies, _ = run_many(svc, flow, inputs, n, 1)
+                plain, plain_latencies, _ = run_many(client, flow, inputs, n, 1)
         # A worker of its own, so that its threads start with a profiler each.
         profiles = ThreadProfiles()
         profiles.main.enable()
         try:
             with profiles.threads():
                 w = worker.Worker(
-                    svc, flow.registry, queues=flow.queues, concurrency=sizes.concurrency
+                    Dispatcher(client.writer),
+                    flow.registry,
+                    queues=flow.queues,
+                    concurrency=sizes.concurrency,
                 )
                 w.start()
             try:
-                seconds, latencies, _ = run_many(svc, flow, inputs, n, 1)
+                seconds, latencies, _ = run_many(client, flow, inputs, n, 1)
             finally:
                 w.stop(grace=10.0)
         finally:

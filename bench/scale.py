@@ -45,9 +45,11 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench import engine, workloads
+from cairn.client import Client
 from cairn.core import events
 from cairn.jsontypes import JSON
-from cairn.runtime import service, tables
+from cairn.runtime import tables
+from cairn.runtime.writer import Writer
 
 STARTERS = 2
 READY_TIMEOUT = 60.0
@@ -215,18 +217,18 @@ def postgres_pids() -> list[int]:
 
 
 def throughput(
-    svc: service.Service, flow: workloads.Flow, inputs: Iterator[JSON], count: int
+    client: Client, flow: workloads.Flow, inputs: Iterator[JSON], count: int
 ) -> tuple[float, float]:
     """Start ``count`` executions from two threads, wait for all; (seconds, start seconds)."""
     batch = [next(inputs) for _ in range(count)]
     name, version = flow.document.name, flow.document.version
     began = time.perf_counter()
     with futures.ThreadPoolExecutor(STARTERS) as pool:
-        list(pool.map(lambda item: svc.start(name, item, version=version), batch))
+        list(pool.map(lambda item: client.start(name, item, version=version), batch))
     start_seconds = time.perf_counter() - began
-    wait_closed(svc)
+    wait_closed(client)
     E = tables.executions
-    with svc.read() as conn:
+    with client.writer.read() as conn:
         first, last, succeeded = conn.execute(
             sa.select(
                 sa.func.min(E.c.started_at),
@@ -239,27 +241,27 @@ def throughput(
     return float(last - first), start_seconds
 
 
-def wait_closed(svc: service.Service) -> None:
+def wait_closed(client: Client) -> None:
     deadline = time.monotonic() + CLOSE_TIMEOUT
-    while svc.executions(status="RUNNING", limit=1):
+    while client.executions(status="RUNNING", limit=1):
         if time.monotonic() > deadline:
             raise engine.BenchError(f"executions still running after {CLOSE_TIMEOUT:g}s")
         time.sleep(0.02)
 
 
 def idle_latency(
-    svc: service.Service, flow: workloads.Flow, inputs: Iterator[JSON], count: int, gap: float
+    client: Client, flow: workloads.Flow, inputs: Iterator[JSON], count: int, gap: float
 ) -> list[float]:
     """Scheduled-to-started of first tasks, one execution every ``gap`` seconds."""
     name, version = flow.document.name, flow.document.version
     ids = []
     for _ in range(count):
-        ids.append(svc.start(name, next(inputs), version=version)["id"])
+        ids.append(client.start(name, next(inputs), version=version)["id"])
         time.sleep(gap)  # the arrival rate: workers are idle when the next order comes
-    wait_closed(svc)
+    wait_closed(client)
     latencies = []
     for execution_id in ids:
-        history = svc.history(execution_id)
+        history = client.history(execution_id)
         scheduled = next(e for e in history if e.type == events.TASK_SCHEDULED)
         task_id = scheduled.details["task_id"]
         started = next(
@@ -276,17 +278,17 @@ def run_case(
     tasks = 4
     with engine.fresh_database(kind, args.pg_url) as db:
         url = db.url.render_as_string(hide_password=False)
-        svc = service.Service(db)
-        svc.deploy(flow.document)
+        client = Client(Writer(db))
+        client.deploy(flow.document)
         inputs = flow.inputs()
         workers = start_workers(url, processes, args.concurrency, args.poll, profile_dir)
         try:
             server = postgres_pids() if kind == "postgres" else []
             pids = [w.process.pid for w in workers]
             before = (cpu_of(pids), cpu_of(server), time.process_time(), *machine_busy())
-            seconds, start_seconds = throughput(svc, flow, inputs, args.executions)
+            seconds, start_seconds = throughput(client, flow, inputs, args.executions)
             after = (cpu_of(pids), cpu_of(server), time.process_time(), *machine_busy())
-            latencies = idle_latency(svc, flow, inputs, args.latency_samples, args.gap)
+            latencies = idle_latency(client, flow, inputs, args.latency_samples, args.gap)
         finally:
             stop_workers(workers)
     return Result(

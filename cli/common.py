@@ -1,11 +1,11 @@
-"""What the commands share: opening the service, reading --input, printing for people or --json."""
+"""What the commands share: opening the database, reading --input, printing for people or --json."""
 
 from __future__ import annotations
 
 import importlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +14,8 @@ import click
 from cairn import activities, errors
 
 if TYPE_CHECKING:
-    from cairn.runtime import service
+    from cairn import client
+    from cairn.runtime import dispatcher
 
 
 class UsageError(errors.CairnError):
@@ -23,10 +24,17 @@ class UsageError(errors.CairnError):
     exit_code = 2
 
 
-def open_service(ctx: click.Context) -> service.Service:
-    from cairn.runtime import service
+def open_client(ctx: click.Context) -> client.Client:
+    from cairn import client
 
-    return service.open_service(ctx.obj["db"])
+    return client.open_client(ctx.obj["db"])
+
+
+def open_dispatcher(ctx: click.Context) -> dispatcher.Dispatcher:
+    """The worker side alone, for a process that only works."""
+    from cairn.runtime import database, dispatcher, writer
+
+    return dispatcher.Dispatcher(writer.Writer(database.connect(ctx.obj["db"])))
 
 
 class EngineDefault(click.Option):
@@ -76,18 +84,21 @@ def parse_target(target: str) -> tuple[str, int | None]:
     return name, int(version)
 
 
-def load_activities(modules: Sequence[str]) -> activities.Registry:
-    """Import the activity modules (default: the ``activities`` package) and return the registry.
+def load_activities(modules: Sequence[str], paths: Sequence[str] = ()) -> activities.Registry:
+    """Import the activity modules (see ``activities.load``) and return the registry."""
+    return activities.load(modules, paths)
 
-    Like ``celery`` and ``rq worker``, modules are found in the current directory first, so a
-    user runs ``cairn worker`` in their project folder without setting ``PYTHONPATH``.
-    """
-    here = str(Path.cwd())
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    for module in modules or ("activities",):
-        activities.import_module(module)
-    return activities.registry
+
+def path_option(command: Callable[..., None]) -> Callable[..., None]:
+    """``--path DIR``: also look for activity and workflow modules in DIR (repeatable)."""
+    return click.option(
+        "--path",
+        "paths",
+        multiple=True,
+        metavar="DIR",
+        type=click.Path(exists=True, file_okay=False),
+        help="Also import modules from DIR (after the current directory); repeatable.",
+    )(command)
 
 
 def print_json(value: Any) -> None:

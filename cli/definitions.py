@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cairn import errors
+from cairn import activities, errors
 from cairn.cli import common
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def load_all(paths: tuple[str, ...], names: list[str] | None) -> list[loader.Doc
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, metavar="PATH|MODULE:NAME...")
+@click.argument("targets", nargs=-1, required=True, metavar="PATH|MODULE:NAME...")
 @click.option(
     "--activities",
     "modules",
@@ -66,10 +66,15 @@ def load_all(paths: tuple[str, ...], names: list[str] | None) -> list[loader.Doc
     metavar="MODULE",
     help="Also refuse Activity names this module does not register.",
 )
+@common.path_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def deploy(
-    ctx: click.Context, paths: tuple[str, ...], modules: tuple[str, ...], as_json: bool
+    ctx: click.Context,
+    targets: tuple[str, ...],
+    modules: tuple[str, ...],
+    paths: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Register definition versions (files or folders, YAML or Python).
 
@@ -87,9 +92,11 @@ def deploy(
       cairn deploy definitions/order_code/v1.py
       cairn deploy definitions.order_code.v1:order
     """
-    names = list(common.load_activities(modules)) if modules else None
-    svc = common.open_service(ctx)
-    results = [svc.deploy(doc) for doc in load_all(paths, names)]
+    # Code workflows import their modules as activity modules are imported: --path first.
+    activities.search_first(paths)
+    names = list(common.load_activities(modules, paths)) if modules else None
+    client = common.open_client(ctx)
+    results = [client.deploy(doc) for doc in load_all(targets, names)]
     if as_json:
         common.print_json(
             [
@@ -109,7 +116,7 @@ def deploy(
 @click.pass_context
 def list_definitions(ctx: click.Context, name: str | None, as_json: bool) -> None:
     """Deployed versions side by side, with how many executions run on each."""
-    rows = common.open_service(ctx).definitions(name)
+    rows = common.open_client(ctx).definitions(name)
     if as_json:
         common.print_json(rows)
         return

@@ -59,10 +59,12 @@ def start(
       cairn start order@2 --input @order.json --id order-A1001
     """
     name, version = common.parse_target(target)
-    svc = common.open_service(ctx)
+    client = common.open_client(ctx)
     if modules:
-        _check_activities(svc.definition(name, version), set(common.load_activities(modules)))
-    view = svc.start(name, common.read_json(input_text), version=version, execution_id=execution_id)
+        _check_activities(client.definition(name, version), set(common.load_activities(modules)))
+    view = client.start(
+        name, common.read_json(input_text), version=version, execution_id=execution_id
+    )
     if as_json:
         common.print_json(view)
     else:
@@ -78,8 +80,9 @@ def start(
     "modules",
     multiple=True,
     metavar="MODULE",
-    help="Module registering the activities (default: the activities package).",
+    help="Module registering the activities (default: CAIRN_ACTIVITIES, else activities).",
 )
+@common.path_option
 @click.option("--concurrency", default=4, show_default=True, help="Activities run at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole execution as JSON.")
 @click.pass_context
@@ -89,6 +92,7 @@ def run(
     input_text: str,
     execution_id: str | None,
     modules: tuple[str, ...],
+    paths: tuple[str, ...],
     concurrency: int,
     as_json: bool,
 ) -> None:
@@ -105,32 +109,37 @@ def run(
     """
     from cairn.core import model
     from cairn.definitions import loader
-    from cairn.runtime import worker
+    from cairn.runtime import dispatcher, worker
 
-    registry = common.load_activities(modules)
-    svc = common.open_service(ctx)
+    registry = common.load_activities(modules, paths)
+    client = common.open_client(ctx)
     version: int | None
     if Path(target).is_file():
         doc = loader.load(target, list(registry))
-        svc.deploy(doc)
+        client.deploy(doc)
         name, version = doc.name, doc.version
     else:
         name, version = common.parse_target(target)
-    spec = svc.definition(name, version)
+    spec = client.definition(name, version)
     _check_activities(spec, set(registry))
-    view = svc.start(
+    view = client.start(
         spec.name, common.read_json(input_text), version=spec.version, execution_id=execution_id
     )
     queues = set(model.activities_of(spec).values()) or {"default"}
     progress = _progress if sys.stderr.isatty() else None
     runner = worker.Worker(
-        svc, registry, queues=queues, concurrency=concurrency, on_progress=progress, grace=5.0
+        dispatcher.Dispatcher(client.writer),
+        registry,
+        queues=queues,
+        concurrency=concurrency,
+        on_progress=progress,
+        grace=5.0,
     )
     if progress:
         click.echo(f"▶ {view['id']}  {spec.name}@{spec.version}", err=True)
     runner.start()
     try:
-        view = svc.wait(view["id"])
+        view = client.wait(view["id"])
     except KeyboardInterrupt:
         runner.stop(grace=2.0)
         click.echo(
@@ -179,7 +188,7 @@ def list_executions(
     ctx: click.Context, status: str | None, workflow: str | None, limit: int, as_json: bool
 ) -> None:
     """Executions, newest first."""
-    rows = common.open_service(ctx).executions(
+    rows = common.open_client(ctx).executions(
         status=status.upper() if status else None, workflow=workflow, limit=limit
     )
     if as_json:
@@ -206,7 +215,7 @@ def list_executions(
 @click.pass_context
 def describe(ctx: click.Context, execution_id: str, as_json: bool) -> None:
     """Status, current state(s), data, timers and pending tasks of an execution."""
-    view = common.open_service(ctx).inspect(execution_id)
+    view = common.open_client(ctx).inspect(execution_id)
     if as_json:
         common.print_json(view)
         return
@@ -246,7 +255,7 @@ def history(ctx: click.Context, execution_id: str, as_json: bool) -> None:
     """The event history of an execution, oldest first (every run, after ContinueAsNew)."""
     from cairn.core import decider
 
-    found = common.open_service(ctx).history(execution_id)
+    found = common.open_client(ctx).history(execution_id)
     if as_json:
         common.print_json(
             [
@@ -286,15 +295,15 @@ def history(ctx: click.Context, execution_id: str, as_json: bool) -> None:
 @click.pass_context
 def replay(ctx: click.Context, execution_ids: tuple[str, ...], every: bool) -> None:
     """Re-fold histories and check them against the stored snapshots (exit 1 on a mismatch)."""
-    svc = common.open_service(ctx)
+    client = common.open_client(ctx)
     ids = list(execution_ids)
     if every:
-        ids += [v["id"] for v in svc.executions(limit=10**9)]
+        ids += [v["id"] for v in client.executions(limit=10**9)]
     if not ids:
         raise common.UsageError("name at least one execution ID, or --all")
     bad = 0
     for execution_id in ids:
-        same, folded, stored = svc.replay(execution_id)
+        same, folded, stored = client.replay(execution_id)
         if same:
             click.echo(f"ok {execution_id}")
             continue
@@ -312,7 +321,7 @@ def replay(ctx: click.Context, execution_ids: tuple[str, ...], every: bool) -> N
 @click.pass_context
 def signal(ctx: click.Context, execution_id: str, name: str, payload_text: str) -> None:
     """Send a named signal; it is recorded even if nothing waits for it yet."""
-    common.open_service(ctx).signal(execution_id, name, common.read_json(payload_text, "--payload"))
+    common.open_client(ctx).signal(execution_id, name, common.read_json(payload_text, "--payload"))
     click.echo(f"signal {name} recorded for {execution_id}")
 
 
@@ -331,9 +340,9 @@ def query(ctx: click.Context, execution_id: str, name: str | None) -> None:
     Example:
       cairn query order-A1001 tracking
     """
-    svc = common.open_service(ctx)
+    client = common.open_client(ctx)
     if name is None:
-        view = svc.inspect(execution_id)
+        view = client.inspect(execution_id)
         common.print_json(
             {
                 k: view[k]
@@ -341,7 +350,7 @@ def query(ctx: click.Context, execution_id: str, name: str | None) -> None:
             }
         )
     else:
-        common.print_json(svc.query(execution_id, name))
+        common.print_json(client.query(execution_id, name))
 
 
 @click.command()
@@ -350,7 +359,7 @@ def query(ctx: click.Context, execution_id: str, name: str | None) -> None:
 @click.pass_context
 def cancel(ctx: click.Context, execution_id: str, reason: str) -> None:
     """Cancel a running execution: its timers and pending tasks are dropped."""
-    common.open_service(ctx).cancel(execution_id, reason)
+    common.open_client(ctx).cancel(execution_id, reason)
     click.echo(f"cancelled {execution_id}")
 
 
@@ -376,7 +385,7 @@ def complete(
     if (output_text is None) == (error is None):
         raise common.UsageError("give exactly one of --output JSON or --error NAME")
     output = None if output_text is None else common.read_json(output_text, "--output")
-    common.open_service(ctx).complete(token, output, error=error, cause=cause)
+    common.open_client(ctx).complete(token, output, error=error, cause=cause)
     click.echo("failed" if error else "completed")
 
 
@@ -385,7 +394,7 @@ def complete(
 @click.pass_context
 def heartbeat(ctx: click.Context, token: str) -> None:
     """Tell a waiting callback task that the outside work goes on (its HeartbeatSeconds)."""
-    common.open_service(ctx).heartbeat(token)
+    common.open_client(ctx).heartbeat(token)
     click.echo("recorded")
 
 
@@ -399,7 +408,7 @@ def redrive(ctx: click.Context, execution_id: str, as_json: bool) -> None:
     The history is kept and nothing that completed runs again: a Task is tried anew, a
     Parallel or Map runs only the branches or items that had not finished. Workers pick it up.
     """
-    view = common.open_service(ctx).redrive(execution_id)
+    view = common.open_client(ctx).redrive(execution_id)
     if as_json:
         common.print_json(view)
     else:

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     "modules",
     multiple=True,
     metavar="MODULE",
-    help="Module registering the activities (default: the activities package).",
+    help="Module registering the activities (default: CAIRN_ACTIVITIES, else activities).",
 )
+@common.path_option
 @click.option(
     "--grace",
     default=30.0,
@@ -66,6 +67,7 @@ def worker_command(
     queues: tuple[str, ...],
     concurrency: int,
     modules: tuple[str, ...],
+    paths: tuple[str, ...],
     grace: float,
     poll: float,
     lease: float,
@@ -84,11 +86,11 @@ def worker_command(
     """
     from cairn.runtime import worker
 
-    registry = common.load_activities(modules)
-    svc = common.open_service(ctx)
+    registry = common.load_activities(modules, paths)
+    tasks = common.open_dispatcher(ctx)
     on_tty = sys.stderr.isatty()
     runner = worker.Worker(
-        svc,
+        tasks,
         registry,
         queues=queues or ("default",),
         concurrency=concurrency,
@@ -140,7 +142,7 @@ def workers_command(ctx: click.Context, everyone: bool, as_json: bool) -> None:
     A worker beats every third of its lease; one silent for a whole lease is presumed dead
     (shown with --all) and its tasks go to other workers.
     """
-    found = common.open_service(ctx).workers(everyone=everyone)
+    found = common.open_client(ctx).workers(everyone=everyone)
     if as_json:
         common.print_json(found)
         return

@@ -1,9 +1,10 @@
 """Cairn: a durable, declarative state-machine workflow engine.
 
 The public API: ``activity`` and ``ActivityError`` for handler authors, ``Context`` for what
-a handler receives, ``open_service`` for programs that deploy, start and inspect
-executions, and ``workflow`` with ``Flow``, ``Value``, ``Retry``, ``Catch``, ``Undo``,
-``Errors`` and ``fn`` for flows written in Python.
+a handler receives, ``open_client`` (a ``Client``) for programs that deploy, start and
+inspect executions, ``Worker`` to run activities in a program of one's own, and
+``workflow`` with ``Flow``, ``Value``, ``Retry``, ``Catch``, ``Undo``, ``Errors`` and ``fn``
+for flows written in Python.
 
 Each name is imported when it is first used, so that ``import cairn`` (and every ``cairn``
 command, which imports this package first) does not pay for SQLAlchemy, the schema
@@ -17,16 +18,19 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from cairn.activities import ActivityError, activity
+    from cairn.client import Client, open_client
     from cairn.codeflow.adapter import Workflow, workflow
     from cairn.codeflow.flow import Flow
     from cairn.codeflow.options import Catch, Errors, Retry, Undo
     from cairn.codeflow.symbolic import Value, fn
     from cairn.runtime.invoke import Context
-    from cairn.runtime.service import Service, open_service
+    from cairn.runtime.worker import Worker
 
 _WHERE = {
     "ActivityError": "cairn.activities",
     "activity": "cairn.activities",
+    "Client": "cairn.client",
+    "open_client": "cairn.client",
     "Workflow": "cairn.codeflow.adapter",
     "workflow": "cairn.codeflow.adapter",
     "Flow": "cairn.codeflow.flow",
@@ -37,24 +41,24 @@ _WHERE = {
     "Value": "cairn.codeflow.symbolic",
     "fn": "cairn.codeflow.symbolic",
     "Context": "cairn.runtime.invoke",
-    "Service": "cairn.runtime.service",
-    "open_service": "cairn.runtime.service",
+    "Worker": "cairn.runtime.worker",
 }
 
 __all__ = [
     "ActivityError",
     "Catch",
+    "Client",
     "Context",
     "Errors",
     "Flow",
     "Retry",
-    "Service",
     "Undo",
     "Value",
+    "Worker",
     "Workflow",
     "activity",
     "fn",
-    "open_service",
+    "open_client",
     "workflow",
 ]
 

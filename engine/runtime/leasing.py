@@ -1,15 +1,16 @@
 """What a worker is leased and what it offers to take: the worker protocol's vocabulary.
 
-The service leases tasks, the hand-off of idle slots delivers them, and the worker runs them;
-all three speak of the same claims and offers, so these live in a module of their own.
+The write path and the store lease tasks, the hand-off of idle slots delivers them, and the
+worker runs them; all of them speak of the same claims and offers, so these live in a module
+of their own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Protocol
 
+from cairn.core import state as st
 from cairn.jsontypes import JSON
 
 DEFAULT_LEASE = 30.0
@@ -23,7 +24,11 @@ sooner, at the price of more renewals.
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Claim:
-    """A task leased to a worker: what the activity needs to run."""
+    """A task leased to a worker: what the activity needs to run.
+
+    One type whichever way the lease was taken: by the transaction that created the task
+    (``claim``) or by a worker's claim statement (``store.claim``).
+    """
 
     task_id: str
     execution_id: str
@@ -34,39 +39,19 @@ class Claim:
     key: str
     timeout: int | None
     heartbeat: int | None
-    deadline: float | None
     started_at: float
     heartbeat_details: JSON = None
     lease: float = DEFAULT_LEASE
     """How long the worker's lease lasts between renewals (without HeartbeatSeconds)."""
 
-
-class Leasable(Protocol):
-    """A pending task as the write path holds it (``state.Task``) or a claim reads it back
-    (``store.Leased``)."""
-
     @property
-    def id(self) -> str: ...
-    @property
-    def activity(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def input(self) -> JSON: ...
-    @property
-    def attempt(self) -> int: ...
-    @property
-    def key(self) -> str: ...
-    @property
-    def timeout(self) -> int | None: ...
-    @property
-    def heartbeat(self) -> int | None: ...
-    @property
-    def heartbeat_details(self) -> JSON: ...
+    def deadline(self) -> float | None:
+        """When TimeoutSeconds runs out: it counts from the moment the task was leased."""
+        return None if self.timeout is None else self.started_at + self.timeout
 
 
-def claim(execution_id: str, task: Leasable, now: float, lease: float) -> Claim:
-    """The claim of ``task`` leased at ``now``: its deadline counts from then."""
+def claim(execution_id: str, task: st.Task, now: float, lease: float) -> Claim:
+    """The claim of a task the write path holds, leased at ``now``."""
     return Claim(
         task_id=task.id,
         execution_id=execution_id,
@@ -77,7 +62,6 @@ def claim(execution_id: str, task: Leasable, now: float, lease: float) -> Claim:
         key=task.key,
         timeout=task.timeout,
         heartbeat=task.heartbeat,
-        deadline=None if task.timeout is None else now + task.timeout,
         started_at=now,
         heartbeat_details=task.heartbeat_details,
         lease=lease,

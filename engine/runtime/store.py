@@ -1,13 +1,14 @@
-"""Named statements on one open connection: the only module that writes rows.
+"""Named statements on one open connection: the SQL of executions, events, tasks and timers.
 
 Every function takes a connection inside a transaction that its caller owns, so the caller
-decides what commits together (one cause, one transaction).  Hot statements are built once.
+decides what commits together (one cause, one transaction).  The hot statements are driver
+SQL built once per dialect (``statements``); the rest is SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from cairn import errors
 from cairn.core import events
 from cairn.core import state as st
 from cairn.jsontypes import JSON
-from cairn.runtime import tables
+from cairn.runtime import leasing, statements, tables
 
 E, D = tables.executions, tables.definitions
 
@@ -29,7 +30,7 @@ class ConcurrencyConflict(errors.CairnError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Loaded:
-    """An execution row as the shell needs it to decide."""
+    """An execution row as the write path needs it to decide."""
 
     id: str
     workflow: str
@@ -37,160 +38,6 @@ class Loaded:
     seq: int
     state: st.Execution
     parent: str | None
-
-
-class _Sql:
-    """The hot statements as driver SQL for one dialect.
-
-    They run on every step of every execution, where SQLAlchemy's per-statement work
-    (compiling, caching, type processing) costs several times the database's own; they
-    run on the driver connection inside the caller's SQLAlchemy transaction, so atomicity
-    is unchanged.  Cold paths keep using SQLAlchemy Core.
-    """
-
-    def __init__(self, dialect: str) -> None:
-        self.postgres = dialect == "postgresql"
-        p = "%s" if self.postgres else "?"
-        j = "%s::jsonb" if self.postgres else "?"
-        lock = " FOR UPDATE" if self.postgres else ""
-        # The snapshot comes back only when the caller's copy (run, seq) is not current.
-        self.load = (
-            "SELECT workflow, version, seq, parent, run, "
-            f"CASE WHEN run = {p} AND seq = {p} THEN NULL ELSE snapshot END "
-            f"FROM executions WHERE id = {p}{lock}"
-        )
-        self.insert_execution = (
-            "INSERT INTO executions (id, run, workflow, version, status, input, output, error, "
-            "cause, parent, seq, snapshot, started_at, closed_at) "
-            f"VALUES ({p}, {p}, {p}, {p}, {p}, {j}, {j}, {p}, {p}, {p}, {p}, {j}, {p}, {p})"
-        )
-        self.save = (
-            f"UPDATE executions SET seq = {p}, run = {p}, version = {p}, status = {p}, "
-            f"output = {j}, error = {p}, cause = {p}, snapshot = {j}, closed_at = {p} "
-            f"WHERE id = {p} AND seq = {p}"
-        )
-        self.append = (
-            "INSERT INTO events (execution_id, run, seq, type, time, scope, state, details) "
-            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {j})"
-        )
-        self.insert_task = (
-            "INSERT INTO tasks (id, execution_id, queue, activity, state, attempt, key, input, "
-            "timeout, heartbeat, available_at, lease_owner, lease_expires_at, started_at, "
-            "heartbeat_details) "
-            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {j}, {p}, {p}, {p}, {p}, {p}, {p}, {j})"
-        )
-        self.delete_task = f"DELETE FROM tasks WHERE id = {p}"
-        self.take_owned = f"DELETE FROM tasks WHERE id = {p} AND lease_owner = {p}"
-        self.insert_timer = f"INSERT INTO timers (id, execution_id, due_at) VALUES ({p}, {p}, {p})"
-        self.delete_timer = f"DELETE FROM timers WHERE id = {p}"
-        # A fresh lease lasts the heartbeat interval, else the worker's lease, capped by the
-        # task's timeout: ``leasing.lease_for`` in SQL.
-        least = "LEAST" if self.postgres else "MIN"
-        self.lease_length = f"{least}(COALESCE(heartbeat, {p}), COALESCE(timeout, heartbeat, {p}))"
-        self.notify = "SELECT pg_notify(%s, %s)"
-        self._claims: dict[tuple[int, int], str] = {}
-
-    def claimable(self, queues: int, activities: int) -> str:
-        """Whether any task could be claimed: a cheap look before taking the write lock."""
-        return (
-            "SELECT 1 FROM tasks WHERE lease_owner IS NULL AND available_at <= ? "
-            f"AND queue IN ({', '.join(['?'] * queues)}) "
-            f"AND activity IN ({', '.join(['?'] * activities)}) LIMIT 1"
-        )
-
-    def claim(self, queues: int, activities: int) -> str:
-        """Lease up to N claimable tasks in one statement, returning what the workers need.
-
-        On PostgreSQL the candidates are locked with SKIP LOCKED, so concurrent claimers
-        never wait for each other and never take the same row; SQLite has one writer.
-        """
-        statement = self._claims.get((queues, activities))
-        if statement is None:
-            returning = (
-                "RETURNING tasks.id, execution_id, activity, state, input, attempt, key, "
-                "timeout, heartbeat, heartbeat_details, lease_expires_at"
-            )
-            if self.postgres:
-                # A materialised CTE: as a plain IN (subquery) the planner may run the
-                # subquery more than once and lease more rows than the LIMIT.
-                statement = (
-                    "WITH picked AS MATERIALIZED (SELECT id FROM tasks "
-                    "WHERE queue = ANY(%s) AND activity = ANY(%s) AND lease_owner IS NULL "
-                    "AND available_at <= %s ORDER BY available_at LIMIT %s "
-                    "FOR UPDATE SKIP LOCKED) "
-                    "UPDATE tasks SET lease_owner = %s, started_at = %s, "
-                    f"lease_expires_at = %s + {self.lease_length} "
-                    f"FROM picked WHERE tasks.id = picked.id {returning}"
-                )
-            else:
-                statement = (
-                    "UPDATE tasks SET lease_owner = ?, started_at = ?, "
-                    f"lease_expires_at = ? + {self.lease_length} "
-                    "WHERE lease_owner IS NULL AND id IN (SELECT id FROM tasks "
-                    f"WHERE queue IN ({', '.join(['?'] * queues)}) "
-                    f"AND activity IN ({', '.join(['?'] * activities)}) "
-                    "AND lease_owner IS NULL AND available_at <= ? "
-                    f"ORDER BY available_at LIMIT ?) {returning}"
-                )
-            self._claims[(queues, activities)] = statement
-        return statement
-
-    def renew(self, tasks: int) -> str:
-        """Extend the leases of a worker's running tasks, never past their timeout."""
-        p = "%s" if self.postgres else "?"
-        return (
-            f"UPDATE tasks SET lease_expires_at = CASE WHEN timeout IS NOT NULL "
-            f"AND started_at + timeout < {p} THEN started_at + timeout ELSE {p} END "
-            f"WHERE lease_owner = {p} AND id IN ({', '.join([p] * tasks)})"
-        )
-
-
-_DIALECTS = {name: _Sql(name) for name in ("sqlite", "postgresql")}
-
-
-def _driver(conn: sa.Connection) -> tuple[_Sql, Any]:
-    """The statements of the connection's dialect and a cursor of its driver connection."""
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    return _DIALECTS[conn.dialect.name], _Cursor(driver.cursor(), conn.dialect.loaded_dbapi.Error)
-
-
-class _Cursor:
-    """A driver cursor whose errors are SQLAlchemy's, as those of Core statements are.
-
-    Callers rely on that: a duplicate execution id or event sequence must reach them as
-    ``sa.exc.IntegrityError`` (start answers with the existing execution, a transition
-    decides again) and workers ride out ``sa.exc.OperationalError``.
-    """
-
-    def __init__(self, cursor: Any, error: type[Exception]) -> None:
-        self.cursor = cursor
-        self.error = error
-
-    def execute(self, statement: str, params: Any) -> None:
-        try:
-            self.cursor.execute(statement, params)
-        except self.error as exc:
-            raise sa.exc.DBAPIError.instance(statement, params, exc, self.error) from exc
-
-    def executemany(self, statement: str, params: Any) -> None:
-        try:
-            self.cursor.executemany(statement, params)
-        except self.error as exc:
-            raise sa.exc.DBAPIError.instance(statement, params, exc, self.error) from exc
-
-    def fetchone(self) -> Any:
-        return self.cursor.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return list(self.cursor.fetchall())
-
-    @property
-    def rowcount(self) -> int:
-        return int(self.cursor.rowcount)
-
-    def close(self) -> None:
-        self.cursor.close()
 
 
 def _json(value: JSON) -> str | None:
@@ -207,7 +54,7 @@ def lock(conn: sa.Connection, execution_id: str) -> None:
     PostgreSQL would abort one of them as a deadlock.  (SQLite has one writer at a time.)
     """
     if conn.dialect.name == "postgresql":
-        _, cursor = _driver(conn)
+        _, cursor = statements.driver(conn)
         cursor.execute("SELECT 1 FROM executions WHERE id = %s FOR UPDATE", (execution_id,))
         cursor.close()
 
@@ -220,7 +67,7 @@ def load(
     ``known`` is a state the caller holds: if it is still the stored one (same run and
     sequence number) the snapshot is neither sent nor parsed.
     """
-    sql, cursor = _driver(conn)
+    sql, cursor = statements.driver(conn)
     run, seq = (known.run, known.seq) if known is not None else (-1, -1)
     cursor.execute(sql.load, (run, seq, execution_id))
     row = cursor.fetchone()
@@ -245,7 +92,7 @@ def load(
 def insert_execution(
     conn: sa.Connection, state: st.Execution, *, parent: str | None = None
 ) -> None:
-    sql, cursor = _driver(conn)
+    sql, cursor = statements.driver(conn)
     cursor.execute(
         sql.insert_execution,
         (
@@ -269,7 +116,7 @@ def insert_execution(
 
 def save(conn: sa.Connection, old_seq: int, state: st.Execution) -> None:
     """Write the new snapshot, if nobody else wrote since ``old_seq``."""
-    sql, cursor = _driver(conn)
+    sql, cursor = statements.driver(conn)
     cursor.execute(
         sql.save,
         (
@@ -293,7 +140,7 @@ def save(conn: sa.Connection, old_seq: int, state: st.Execution) -> None:
 def append(conn: sa.Connection, execution_id: str, run: int, new: Sequence[events.Event]) -> None:
     if not new:
         return
-    sql, cursor = _driver(conn)
+    sql, cursor = statements.driver(conn)
     cursor.executemany(
         sql.append,
         [
@@ -352,28 +199,28 @@ def insert_tasks(
         for t in new
     ]
     if rows:
-        sql, cursor = _driver(conn)
+        sql, cursor = statements.driver(conn)
         cursor.executemany(sql.insert_task, rows)
 
 
 def delete_tasks(conn: sa.Connection, ids: Iterable[str]) -> None:
     params = [(i,) for i in ids]
     if params:
-        sql, cursor = _driver(conn)
+        sql, cursor = statements.driver(conn)
         cursor.executemany(sql.delete_task, params)
 
 
 def insert_timers(conn: sa.Connection, execution_id: str, new: Iterable[st.Timer]) -> None:
     rows = [(t.id, execution_id, t.due) for t in new]
     if rows:
-        sql, cursor = _driver(conn)
+        sql, cursor = statements.driver(conn)
         cursor.executemany(sql.insert_timer, rows)
 
 
 def delete_timers(conn: sa.Connection, ids: Iterable[str]) -> None:
     params = [(i,) for i in ids]
     if params:
-        sql, cursor = _driver(conn)
+        sql, cursor = statements.driver(conn)
         cursor.executemany(sql.delete_timer, params)
 
 
@@ -413,30 +260,13 @@ def execution_view_row(conn: sa.Connection, execution_id: str) -> Any:
 
 def take_owned(conn: sa.Connection, task_id: str, owner: str) -> bool:
     """Remove a finished task, if ``owner`` still holds its lease."""
-    sql, cursor = _driver(conn)
+    sql, cursor = statements.driver(conn)
     cursor.execute(sql.take_owned, (task_id, owner))
     return bool(cursor.rowcount == 1)
 
 
 WORK_CHANNEL = "cairn_work"
 """PostgreSQL notification channel: its payload is the queue that got claimable tasks."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Leased:
-    """A task row just leased by ``claim``."""
-
-    id: str
-    execution_id: str
-    activity: str
-    state: str
-    input: JSON
-    attempt: int
-    key: str
-    timeout: int | None
-    heartbeat: int | None
-    heartbeat_details: JSON
-    expires: float
 
 
 def claim(
@@ -447,9 +277,9 @@ def claim(
     limit: int,
     lease: float,
     now: float,
-) -> list[Leased]:
+) -> list[leasing.Claim]:
     """Lease up to ``limit`` available tasks of ``queues`` and ``activities`` to ``owner``."""
-    sql, cursor = _driver(conn)
+    sql, cursor = statements.driver(conn)
     lease_values = (owner, now, now, lease, lease)
     params: tuple[Any, ...]
     if sql.postgres:
@@ -461,8 +291,8 @@ def claim(
     cursor.close()
     decode = _as_is if sql.postgres else _decode
     return [
-        Leased(
-            id=r[0],
+        leasing.Claim(
+            task_id=r[0],
             execution_id=r[1],
             activity=r[2],
             state=r[3],
@@ -472,7 +302,8 @@ def claim(
             timeout=r[7],
             heartbeat=r[8],
             heartbeat_details=decode(r[9]),
-            expires=r[10],
+            started_at=now,
+            lease=lease,
         )
         for r in rows
     ]
@@ -480,14 +311,14 @@ def claim(
 
 def sqlite_claimable(queues: int, activities: int) -> str:
     """The SQLite look for a claimable task: now, the queues, then the activities."""
-    return _DIALECTS["sqlite"].claimable(queues, activities)
+    return statements.DIALECTS["sqlite"].claimable(queues, activities)
 
 
 def claimable(
     conn: sa.Connection, queues: Sequence[str], activities: Sequence[str], now: float
 ) -> bool:
     """Whether a claim would find a task (SQLite, before it takes the write lock)."""
-    sql, cursor = _driver(conn)
+    sql, cursor = statements.driver(conn)
     cursor.execute(sql.claimable(len(queues), len(activities)), (now, *queues, *activities))
     found = cursor.fetchone() is not None
     cursor.close()
@@ -498,7 +329,7 @@ def renew(conn: sa.Connection, owner: str, task_ids: Sequence[str], expires: flo
     """Extend ``owner``'s leases of ``task_ids`` to ``expires`` (or their timeout)."""
     if not task_ids:
         return 0
-    sql, cursor = _driver(conn)
+    sql, cursor = statements.driver(conn)
     cursor.execute(sql.renew(len(task_ids)), (expires, expires, owner, *task_ids))
     count = cursor.rowcount
     cursor.close()
@@ -509,9 +340,88 @@ def notify_work(conn: sa.Connection, queues: Iterable[str]) -> None:
     """Tell listening workers (PostgreSQL) that these queues got tasks, once this commits."""
     if conn.dialect.name != "postgresql":
         return
-    sql, cursor = _driver(conn)
+    sql, cursor = statements.driver(conn)
     cursor.executemany(sql.notify, [(WORK_CHANNEL, q) for q in sorted(queues)])
     cursor.close()
+
+
+def insert_definition(
+    conn: sa.Connection, name: str, version: int, sha256: str, body: JSON, source: str, now: float
+) -> None:
+    conn.execute(
+        D.insert().values(
+            name=name, version=version, sha256=sha256, body=body, source=source, deployed_at=now
+        )
+    )
+
+
+def extend_lease(
+    conn: sa.Connection, task_id: str, owner: str, expires: float, details: JSON = None
+) -> bool:
+    """Move ``owner``'s lease of one task to ``expires``, keeping heartbeat ``details``."""
+    T = tables.tasks
+    values: dict[str, Any] = {"lease_expires_at": expires}
+    if details is not None:
+        values["heartbeat_details"] = details
+    held = T.update().where(T.c.id == task_id, T.c.lease_owner == owner)
+    return bool(conn.execute(held.values(**values)).rowcount == 1)
+
+
+def release(
+    conn: sa.Connection, owner: str, task_ids: Collection[str] | None, now: float
+) -> list[str]:
+    """Put ``owner``'s tasks (or those of ``task_ids``) back to be claimed; their queues."""
+    T = tables.tasks
+    held = T.c.lease_owner == owner
+    if task_ids is not None:
+        held = sa.and_(held, T.c.id.in_(list(task_ids)))
+    queues = [r.queue for r in conn.execute(sa.select(T.c.queue).where(held))]
+    if queues:
+        unleased = {"lease_owner": None, "lease_expires_at": None, "started_at": None}
+        conn.execute(T.update().where(held).values(**unleased, available_at=now))
+    return queues
+
+
+def due_timers(conn: sa.Connection, now: float, limit: int) -> list[Any]:
+    """Timers whose time has come, the oldest first: (id, execution_id) rows."""
+    TM = tables.timers
+    query = sa.select(TM.c.id, TM.c.execution_id).where(TM.c.due_at <= now)
+    return list(conn.execute(query.order_by(TM.c.due_at).limit(limit)).all())
+
+
+def take_timer(conn: sa.Connection, timer_id: str) -> bool:
+    """Remove a timer that fires; False when another worker fired it first."""
+    TM = tables.timers
+    return bool(conn.execute(TM.delete().where(TM.c.id == timer_id)).rowcount == 1)
+
+
+def next_due(conn: sa.Connection) -> float | None:
+    """When the next timer is due, if any."""
+    due = conn.execute(sa.select(sa.func.min(tables.timers.c.due_at))).scalar()
+    return None if due is None else float(due)
+
+
+def expired_leases(conn: sa.Connection, now: float) -> list[Any]:
+    """Task rows whose lease ran out (their worker died, or the task timed out)."""
+    T = tables.tasks
+    held = sa.select(T).where(T.c.lease_owner.is_not(None), T.c.lease_expires_at <= now)
+    return list(conn.execute(held).all())
+
+
+def take_expired(conn: sa.Connection, row: Any, now: float) -> bool:
+    """Remove a task row read by ``expired_leases``, unless renewed or taken meanwhile."""
+    T = tables.tasks
+    gone = T.delete().where(
+        T.c.id == row.id, T.c.lease_owner == row.lease_owner, T.c.lease_expires_at <= now
+    )
+    return bool(conn.execute(gone).rowcount == 1)
+
+
+def requeue(conn: sa.Connection, row: Any, now: float) -> None:
+    """Put a task row removed by ``take_expired`` back, unleased: same attempt, same key."""
+    values = dict(row._mapping)
+    values.update(lease_owner=None, lease_expires_at=None, started_at=None, available_at=now)
+    conn.execute(tables.tasks.insert().values(**values))
 
 
 def _as_is(value: Any) -> JSON:

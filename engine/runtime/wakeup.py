@@ -1,6 +1,6 @@
 """News of claimable work queued by other processes, so that idle workers need not poll.
 
-A process tells its own idle workers directly (``Service.work``).  Work queued elsewhere
+A process tells its own idle workers directly (``Writer.work``).  Work queued elsewhere
 is heard here: on PostgreSQL as a notification (``LISTEN cairn_work``), which the
 transaction that queues a task sends with its commit, naming the queue; on SQLite by
 watching ``PRAGMA data_version``, which changes whenever another connection commits, and

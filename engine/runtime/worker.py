@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from cairn import activities
 from cairn.core import events
 from cairn.jsontypes import JSON
-from cairn.runtime import database, invoke, leasing, roster, service, tables, wakeup
+from cairn.runtime import database, dispatcher, invoke, leasing, roster
 
 log = logging.getLogger("cairn.worker")
 
@@ -58,7 +58,7 @@ class Worker:
 
     def __init__(
         self,
-        svc: service.Service,
+        dispatcher: dispatcher.Dispatcher,
         registry: activities.Registry,
         *,
         queues: Collection[str] = ("default",),
@@ -69,7 +69,7 @@ class Worker:
         worker_id: str | None = None,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> None:
-        self.service = svc
+        self.dispatcher = dispatcher
         self.registry = registry
         self.queues = tuple(queues)
         self.concurrency = concurrency
@@ -110,9 +110,9 @@ class Worker:
             activities=tuple(self.registry),
             concurrency=self.concurrency,
             lease=self.lease,
-            started_at=self.service.clock(),
+            started_at=self.dispatcher.clock(),
         )
-        self.service.beat(self.presence)
+        self.dispatcher.beat(self.presence)
         for n in range(self.concurrency):
             self._spawn(self._slot, f"cairn-slot-{n}")
         self._spawn(self._dispatch, "cairn-dispatch")
@@ -128,7 +128,7 @@ class Worker:
     def stop(self, grace: float | None = None) -> int:
         """Stop claiming, wait for running activities, release the rest; returns how many."""
         self.stopping.set()
-        self.service.unpark(self.id)
+        self.dispatcher.unpark(self.id)
         deadline = time.monotonic() + (self.grace if grace is None else grace)
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -136,20 +136,20 @@ class Worker:
         # activities still running go to other workers.
         with self._recorded:
             self._recorded.wait_for(lambda: self._recording == 0, RECORDING_TIMEOUT)
-        return self._handed_back + self.service.release(self.id)
+        return self._handed_back + self.dispatcher.release(self.id)
 
     # -- the slot loop --------------------------------------------------------------------
     def _slot(self) -> None:
         claim: leasing.Claim | None = None
         while True:
             if claim is None and not self.stopping.is_set():
-                claim = self.service.park(self.offer, self._fell_idle)
+                claim = self.dispatcher.park(self.offer, self._fell_idle)
             if claim is None:
                 return
             if self.stopping.is_set():
                 # Handed over as the stop came: give it back now, not after the grace period.
                 try:
-                    self._handed_back += self.service.release(self.id, [claim.task_id])
+                    self._handed_back += self.dispatcher.release(self.id, [claim.task_id])
                 except sa.exc.OperationalError as exc:
                     reason = database.reason(exc)
                     log.warning("could not hand back %s yet: %s", claim.task_id, reason)
@@ -158,7 +158,7 @@ class Worker:
 
     def _fell_idle(self) -> None:
         if self._backlog:
-            self.service.work.notify()
+            self.dispatcher.work.notify()
 
     def _run(self, claim: leasing.Claim) -> leasing.Claim | None:
         """Run one claimed task and record it; returns the next task claimed in passing."""
@@ -226,7 +226,7 @@ class Worker:
         while True:
             offer = None if self.stopping.is_set() else self.offer
             try:
-                return self.service.finish(claim, self.id, outcome, offer)
+                return self.dispatcher.finish(claim, self.id, outcome, offer)
             except sa.exc.OperationalError as exc:
                 if self.stopping.is_set():
                     raise
@@ -240,7 +240,7 @@ class Worker:
         if details is not None:
             checkpoint[0] = details
         try:
-            return self.service.renew(claim, self.id, details)
+            return self.dispatcher.renew(claim, self.id, details)
         except sa.exc.OperationalError as exc:
             reason = database.reason(exc)
             log.warning("heartbeat of %s not recorded, will try again: %s", claim.task_id, reason)
@@ -253,7 +253,7 @@ class Worker:
     # -- finding work ---------------------------------------------------------------------
     def _dispatch(self) -> None:
         """Claim tasks for the idle slots whenever work may be waiting."""
-        work = self.service.work
+        work = self.dispatcher.work
         seen = -1  # the work notifier's generation at the last look
         next_look = 0.0
         while not self.stopping.is_set():
@@ -270,31 +270,29 @@ class Worker:
 
     def _fill_idle_slots(self) -> bool:
         """One claim for every idle slot; whether work may have been left behind."""
-        slots = self.service.idle_slots(self.id)
+        slots = self.dispatcher.idle_slots(self.id)
         if not slots:
             return True
         claims: list[leasing.Claim] = []
         try:
             if not self.stopping.is_set():
-                claims = self.service.claim(dataclasses.replace(self.offer, slots=len(slots)))
+                claims = self.dispatcher.claim(dataclasses.replace(self.offer, slots=len(slots)))
             self._claiming.works()
         except sa.exc.OperationalError as exc:
             self._claiming.failed(exc)
         finally:
             for slot, claim in zip(slots, claims, strict=False):
                 slot.deliver(claim)
-            self.service.return_slots(slots[len(claims) :])
+            self.dispatcher.return_slots(slots[len(claims) :])
         return len(claims) == len(slots)
 
     def _listen(self) -> None:
         """Hear of work queued by other processes (see ``runtime.wakeup``)."""
-        listener = wakeup.listen(
-            self.service.db, self.queues, tuple(self.registry), self.service.clock
-        )
+        listener = self.dispatcher.listen(self.queues, tuple(self.registry))
         try:
             while not self.stopping.is_set():
                 if listener.wait(LISTEN_SLICE):
-                    self.service.work.notify()
+                    self.dispatcher.work.notify()
         finally:
             listener.close()
 
@@ -305,12 +303,12 @@ class Worker:
         while not self.stopping.is_set():
             pause = self.poll
             try:
-                self.service.fire_due_timers()
-                self.service.expire_leases()
+                self.dispatcher.fire_due_timers()
+                self.dispatcher.expire_leases()
                 if time.monotonic() >= next_beat:
                     with self._lock:
                         running = list(self._in_flight.values())
-                    self.service.beat(self.presence, running)
+                    self.dispatcher.beat(self.presence, running)
                     next_beat = time.monotonic() + self.lease / 3
                 pause = self._until_next_timer()
                 maintaining.works()
@@ -319,12 +317,10 @@ class Worker:
             self.stopping.wait(max(0.0, min(pause, next_beat - time.monotonic())))
 
     def _until_next_timer(self) -> float:
-        TM = tables.timers
-        with self.service.read() as conn:
-            due = conn.execute(sa.select(sa.func.min(TM.c.due_at))).scalar()
+        due = self.dispatcher.next_timer()
         if due is None:
             return self.poll
-        return max(0.0, min(self.poll, float(due) - self.service.clock()))
+        return max(0.0, min(self.poll, due - self.dispatcher.clock()))
 
 
 class _Trouble:

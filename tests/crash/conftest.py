@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from cairn.runtime import database, service
+from cairn.client import Client
+from cairn.runtime import database
+from cairn.runtime.writer import Writer
 from tests.crash import handlers, harness
 from tests.integration import conftest as integration
 
@@ -43,14 +45,14 @@ def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def client(db_url: str) -> service.Service:
-    """A service with no worker of its own: it starts executions as another program would."""
-    return service.Service(database.connect(db_url, upgrade=True))
+def client(db_url: str) -> Client:
+    """A client with no worker of its own: it starts executions as another program would."""
+    return Client(Writer(database.connect(db_url, upgrade=True)))
 
 
 @pytest.fixture
 def cluster(
-    db_url: str, journal: Path, provider_db: Path, client: service.Service
+    db_url: str, journal: Path, provider_db: Path, client: Client
 ) -> Iterator[Callable[..., harness.Cluster]]:
     """Make clusters of worker processes on the test database; all are killed at the end."""
     made: list[harness.Cluster] = []

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cairn.client import Client
 from cairn.core import events
-from cairn.runtime import service
 from tests.crash import handlers
 from tests.integration import support
 
@@ -197,9 +197,9 @@ def redeploy(cluster: Cluster, until: threading.Event) -> int:
     return replaced
 
 
-def wait_all_closed(svc: service.Service, count: int, timeout: float) -> None:
+def wait_all_closed(client: Client, count: int, timeout: float) -> None:
     support.wait_until(
-        lambda: not svc.executions(status="RUNNING", limit=count),
+        lambda: not client.executions(status="RUNNING", limit=count),
         f"{count} executions to close",
         timeout=timeout,
         every=0.1,
@@ -318,14 +318,14 @@ def assert_no_overlap(journal: Journal, signalled: Sequence[Signalled]) -> None:
             assert end <= later.start, f"{key} ran twice at once: {earlier} and {later}"
 
 
-def assert_history_names_workers(svc: service.Service, journal: Journal, ids: Iterable[str]) -> int:
+def assert_history_names_workers(client: Client, journal: Journal, ids: Iterable[str]) -> int:
     """Each succeeded task's history names the worker whose run of it counted."""
     last_run = {(k, a): v[-1] for (_, k, a), v in journal.by_attempt.items()}
     checked = 0
     for execution_id in ids:
         started: dict[str, str] = {}
         scheduled: dict[str, tuple[str, int]] = {}
-        for event in svc.history(execution_id):
+        for event in client.history(execution_id):
             d = event.details
             if event.type == events.TASK_SCHEDULED:
                 scheduled[d["task_id"]] = (d["key"], d["attempt"])

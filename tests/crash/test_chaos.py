@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from activities import provider
+from cairn.client import Client
 from cairn.core import events
 from cairn.definitions import loader
-from cairn.runtime import service
 from tests.crash import handlers, harness
 from tests.integration import support
 
@@ -40,7 +40,7 @@ is usually running again 10-40 ms after the grace period (workers hear of it at 
 stalled fsync or a busy core once made it 236 ms, more than the default poll of 0.2 s."""
 
 
-def deploy_orders(client: service.Service) -> None:
+def deploy_orders(client: Client) -> None:
     text = re.sub(r"Activity: (\w+)", r"Activity: Crash.\1", ORDER_V2.read_text())
     client.deploy(loader.loads(text, str(ORDER_V2)))
 
@@ -59,7 +59,7 @@ def order(n: int, **changes: Any) -> dict[str, Any]:
 
 
 def check_orders(
-    client: service.Service,
+    client: Client,
     ids: list[str],
     journal: Path,
     cluster: harness.Cluster,
@@ -92,7 +92,7 @@ def check_orders(
 
 
 def test_orders_survive_a_worker_killed_every_second(
-    client: service.Service, cluster: Callable[..., harness.Cluster], journal: Path
+    client: Client, cluster: Callable[..., harness.Cluster], journal: Path
 ) -> None:
     deploy_orders(client)
     workers = cluster(
@@ -122,7 +122,7 @@ def test_orders_survive_a_worker_killed_every_second(
     assert len(kills) >= 3, "the chaos loop hardly ran"
     kinds = Counter(r.kind for r in reruns)
     harness.summary(
-        f"chaos [{client.db.dialect.name}]",
+        f"chaos [{client.writer.db.dialect.name}]",
         executions=ORDERS,
         seconds=f"{took:.1f}",
         kills=len(kills),
@@ -139,7 +139,7 @@ def which(reruns: list[harness.Rerun]) -> str:
 
 
 def test_orders_survive_a_rolling_redeploy(
-    client: service.Service, cluster: Callable[..., harness.Cluster], journal: Path
+    client: Client, cluster: Callable[..., harness.Cluster], journal: Path
 ) -> None:
     deploy_orders(client)
     # Eight slots a worker, capacity to spare: a task waits for a worker that stops, not for
@@ -197,7 +197,7 @@ def test_orders_survive_a_rolling_redeploy(
     waits = task_waits(client, ids, harness.Journal.read(journal), workers.signalled)
     longest = waits[-1].seconds
     harness.summary(
-        f"redeploy [{client.db.dialect.name}]",
+        f"redeploy [{client.writer.db.dialect.name}]",
         executions=ORDERS,
         seconds=f"{took:.1f}",
         workers_replaced=replaced,
@@ -217,7 +217,7 @@ class Wait:
 
 
 def task_waits(
-    client: service.Service,
+    client: Client,
     ids: list[str],
     runs: harness.Journal,
     signalled: list[harness.Signalled],
@@ -242,7 +242,7 @@ def task_waits(
 
 
 def test_four_workers_never_run_one_task_attempt_at_once(
-    client: service.Service, cluster: Callable[..., harness.Cluster], journal: Path
+    client: Client, cluster: Callable[..., harness.Cluster], journal: Path
 ) -> None:
     client.deploy(loader.loads(SPREAD))
     workers = cluster("--lease", "1", "--poll", str(POLL), "--concurrency", "4")

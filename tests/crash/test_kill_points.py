@@ -18,9 +18,10 @@ import pytest
 import sqlalchemy as sa
 
 from activities import provider
+from cairn.client import Client
 from cairn.core import events
 from cairn.definitions import loader
-from cairn.runtime import service, tables
+from cairn.runtime import tables
 from tests.crash import handlers, harness
 from tests.integration import support
 from tests.integration.conftest import _conninfo
@@ -94,7 +95,7 @@ States:
 """
 
 
-def start(client: service.Service, text: str) -> str:
+def start(client: Client, text: str) -> str:
     client.deploy(loader.loads(text))
     name = loader.loads(text).name
     return str(client.start(name, {}, execution_id=f"{name}-1")["id"])
@@ -108,18 +109,18 @@ def journaled(journal: Path, at: str, activity: str) -> list[dict[str, object]]:
     ]
 
 
-def recorded(client: service.Service, execution_id: str, *types: str) -> list[events.Event]:
+def recorded(client: Client, execution_id: str, *types: str) -> list[events.Event]:
     return support.history(client, execution_id, *types)
 
 
-def checkpoint(client: service.Service) -> object:
-    with client.read() as conn:
+def checkpoint(client: Client) -> object:
+    with client.writer.read() as conn:
         return conn.execute(sa.select(tables.tasks.c.heartbeat_details)).scalar()
 
 
-def owner_of(client: service.Service, state: str) -> str | None:
+def owner_of(client: Client, state: str) -> str | None:
     T = tables.tasks
-    with client.read() as conn:
+    with client.writer.read() as conn:
         row = conn.execute(sa.select(T.c.lease_owner).where(T.c.state == state)).first()
     return None if row is None else row.lease_owner
 
@@ -145,7 +146,7 @@ def database_held(db_url: str, execution_id: str) -> Iterator[None]:
 
 
 def finished(
-    client: service.Service, execution_id: str, journal: Path, cluster: harness.Cluster
+    client: Client, execution_id: str, journal: Path, cluster: harness.Cluster
 ) -> harness.Journal:
     """The execution succeeded, replays, and its reruns are explained by the kill."""
     view = support.wait_closed(client, execution_id)
@@ -165,7 +166,7 @@ def runs_of(runs: harness.Journal, activity: str) -> list[list[harness.Run]]:
 
 
 def test_killed_after_the_claim_before_the_activity_ran(
-    client: service.Service, cluster: Callable[..., harness.Cluster], journal: Path
+    client: Client, cluster: Callable[..., harness.Cluster], journal: Path
 ) -> None:
     workers = cluster(*WORKER)
     first = workers.start(**{handlers.HOLD: "before"}).ready()
@@ -183,7 +184,7 @@ def test_killed_after_the_claim_before_the_activity_ran(
 
 
 def test_killed_while_the_activity_runs_resumes_from_its_heartbeat(
-    client: service.Service, cluster: Callable[..., harness.Cluster], journal: Path
+    client: Client, cluster: Callable[..., harness.Cluster], journal: Path
 ) -> None:
     workers = cluster(*WORKER)
     first = workers.start(**{handlers.HOLD: "during"}).ready()
@@ -202,7 +203,7 @@ def test_killed_while_the_activity_runs_resumes_from_its_heartbeat(
 
 
 def test_killed_while_heartbeating_the_next_attempt_resumes_from_the_checkpoint(
-    client: service.Service, cluster: Callable[..., harness.Cluster], journal: Path
+    client: Client, cluster: Callable[..., harness.Cluster], journal: Path
 ) -> None:
     workers = cluster(*WORKER)
     first = workers.start(**{handlers.HOLD: "during"}).ready()
@@ -228,7 +229,7 @@ def test_killed_while_heartbeating_the_next_attempt_resumes_from_the_checkpoint(
 
 
 def test_killed_after_the_activity_returned_before_its_outcome_was_recorded(
-    client: service.Service,
+    client: Client,
     cluster: Callable[..., harness.Cluster],
     journal: Path,
     db_url: str,
@@ -260,7 +261,7 @@ def test_killed_after_the_activity_returned_before_its_outcome_was_recorded(
 
 
 def test_killed_during_a_parallel_fan_out(
-    client: service.Service, cluster: Callable[..., harness.Cluster], journal: Path
+    client: Client, cluster: Callable[..., harness.Cluster], journal: Path
 ) -> None:
     workers = cluster(*WORKER)
     first = workers.start(**{handlers.HOLD: "during"}).ready()
@@ -282,7 +283,7 @@ def test_killed_during_a_parallel_fan_out(
     assert b["resumed_from"] == {"checkpoint": hold_key(client, execution_id, "B")}
 
 
-def hold_key(client: service.Service, execution_id: str, state: str) -> str:
+def hold_key(client: Client, execution_id: str, state: str) -> str:
     keys = {
         e.details["key"]
         for e in recorded(client, execution_id, events.TASK_SCHEDULED)
@@ -293,7 +294,7 @@ def hold_key(client: service.Service, execution_id: str, state: str) -> str:
 
 
 def test_killed_during_a_wait_the_timer_fires_when_a_worker_is_back(
-    client: service.Service, cluster: Callable[..., harness.Cluster], journal: Path
+    client: Client, cluster: Callable[..., harness.Cluster], journal: Path
 ) -> None:
     workers = cluster(*WORKER)
     first = workers.start().ready()
@@ -304,7 +305,7 @@ def test_killed_during_a_wait_the_timer_fires_when_a_worker_is_back(
     workers.kill(first)
     due = timer.details["due"]
     assert isinstance(due, (int, float))
-    support.wait_until(lambda: client.clock() > due, "the timer to be due with no worker")
+    support.wait_until(lambda: client.writer.clock() > due, "the timer to be due with no worker")
     assert client.describe(execution_id)["status"] == "RUNNING"
     workers.start().ready()
 
@@ -315,7 +316,7 @@ def test_killed_during_a_wait_the_timer_fires_when_a_worker_is_back(
 
 
 def test_killed_during_a_retry_back_off(
-    client: service.Service, cluster: Callable[..., harness.Cluster], journal: Path
+    client: Client, cluster: Callable[..., harness.Cluster], journal: Path
 ) -> None:
     workers = cluster(*WORKER)
     first = workers.start().ready()

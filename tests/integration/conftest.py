@@ -21,7 +21,10 @@ import pytest
 import sqlalchemy as sa
 
 from cairn import activities
-from cairn.runtime import database, service, worker
+from cairn.client import Client
+from cairn.runtime import database, worker
+from cairn.runtime.dispatcher import Dispatcher
+from cairn.runtime.writer import Writer
 from tests.integration import support
 
 POSTGRES_URL = os.environ.get(
@@ -101,25 +104,49 @@ def clock() -> support.FakeClock:
 
 
 @pytest.fixture
-def make_service(db_url: str) -> Callable[..., service.Service]:
-    """Services on the test database; the schema is created by the first."""
+def make_writer(db_url: str) -> Callable[..., Writer]:
+    """Write paths on the test database, one per process it stands for; the first creates
+    the schema."""
 
-    def make(clock: Callable[[], float] = time.time) -> service.Service:
-        return service.Service(database.connect(db_url, upgrade=True), clock=clock)
+    def make(clock: Callable[[], float] = time.time, **options: Any) -> Writer:
+        return Writer(database.connect(db_url, upgrade=True), clock=clock, **options)
 
     return make
 
 
 @pytest.fixture
-def svc(make_service: Callable[..., service.Service], clock: support.FakeClock) -> service.Service:
-    """A service whose clock moves only when the test advances it."""
-    return make_service(clock)
+def write_path(make_writer: Callable[..., Writer], clock: support.FakeClock) -> Writer:
+    """A write path whose clock moves only when the test advances it."""
+    return make_writer(clock)
 
 
 @pytest.fixture
-def live_svc(make_service: Callable[..., service.Service]) -> service.Service:
-    """A service on the real clock, for tests that share the database with worker processes."""
-    return make_service()
+def client(write_path: Writer) -> Client:
+    """A client on ``write_path``, as a program of the test's process holds it."""
+    return Client(write_path)
+
+
+@pytest.fixture
+def dispatcher(write_path: Writer) -> Dispatcher:
+    """The worker side on the same write path as ``client``: a worker in the same process."""
+    return Dispatcher(write_path)
+
+
+@pytest.fixture
+def live_path(make_writer: Callable[..., Writer]) -> Writer:
+    """A write path on the real clock, for tests that share the database with worker
+    processes."""
+    return make_writer()
+
+
+@pytest.fixture
+def live_client(live_path: Writer) -> Client:
+    return Client(live_path)
+
+
+@pytest.fixture
+def live_dispatcher(live_path: Writer) -> Dispatcher:
+    return Dispatcher(live_path)
 
 
 @pytest.fixture
@@ -133,10 +160,12 @@ def start_worker() -> Iterator[Callable[..., worker.Worker]]:
     """Start in-process workers (threads); all are stopped when the test ends."""
     started: list[worker.Worker] = []
 
-    def start(svc: service.Service, registry: activities.Registry, **options: Any) -> worker.Worker:
+    def start(
+        dispatcher: Dispatcher, registry: activities.Registry, **options: Any
+    ) -> worker.Worker:
         options.setdefault("poll", 0.05)
         options.setdefault("concurrency", 2)
-        runner = worker.Worker(svc, registry, **options)
+        runner = worker.Worker(dispatcher, registry, **options)
         runner.start()
         started.append(runner)
         return runner

@@ -22,10 +22,12 @@ from typing import Any, TypeVar
 
 from activities import orders
 from cairn import activities
+from cairn.client import Client
 from cairn.core import events
 from cairn.definitions import loader
 from cairn.jsontypes import JSON
-from cairn.runtime import invoke, leasing, service
+from cairn.runtime import invoke, leasing
+from cairn.runtime.dispatcher import Dispatcher
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = Path(__file__).parent / "definitions"
@@ -48,7 +50,7 @@ T = TypeVar("T")
 
 
 class FakeClock:
-    """A clock that moves only when told to; pass it to ``Service(clock=...)``."""
+    """A clock that moves only when told to; pass it to ``Writer(clock=...)``."""
 
     def __init__(self, now: float = START) -> None:
         self.now = now
@@ -134,53 +136,51 @@ def wait_until(
         time.sleep(every)
 
 
-def deploy(svc: service.Service, text: str) -> loader.Document:
+def deploy(client: Client, text: str) -> loader.Document:
     """Load definition text, deploy it and return the document."""
     document = loader.loads(text)
-    svc.deploy(document)
+    client.deploy(document)
     return document
 
 
-def deploy_file(svc: service.Service, name: str) -> loader.Document:
+def deploy_file(client: Client, name: str) -> loader.Document:
     """Deploy one of the definitions in tests/integration/definitions."""
     document = loader.load(DEFINITIONS / name)
-    svc.deploy(document)
+    client.deploy(document)
     return document
 
 
-def history(svc: service.Service, execution_id: str, *types: str) -> list[events.Event]:
+def history(client: Client, execution_id: str, *types: str) -> list[events.Event]:
     """The execution's events, only those of ``types`` when given."""
-    found = svc.history(execution_id)
+    found = client.history(execution_id)
     return [e for e in found if not types or e.type in types]
 
 
-def types_of(svc: service.Service, execution_id: str) -> list[str]:
-    return [e.type for e in svc.history(execution_id)]
+def types_of(client: Client, execution_id: str) -> list[str]:
+    return [e.type for e in client.history(execution_id)]
 
 
-def entered(svc: service.Service, execution_id: str) -> list[str]:
+def entered(client: Client, execution_id: str) -> list[str]:
     """The names of the states the execution entered, in order."""
-    return [e.state or "" for e in history(svc, execution_id, events.STATE_ENTERED)]
+    return [e.state or "" for e in history(client, execution_id, events.STATE_ENTERED)]
 
 
-def closed(svc: service.Service, execution_id: str) -> bool:
-    return bool(svc.describe(execution_id)["status"] != "RUNNING")
+def closed(client: Client, execution_id: str) -> bool:
+    return bool(client.describe(execution_id)["status"] != "RUNNING")
 
 
-def wait_closed(
-    svc: service.Service, execution_id: str, timeout: float = DEADLINE
-) -> dict[str, Any]:
+def wait_closed(client: Client, execution_id: str, timeout: float = DEADLINE) -> dict[str, Any]:
     """Wait for the execution to close and return its view."""
-    view = svc.wait(execution_id, timeout=timeout)
+    view = client.wait(execution_id, timeout=timeout)
     assert view["status"] != "RUNNING", f"{execution_id} still running after {timeout:g}s"
     return view
 
 
-def assert_replays(svc: service.Service) -> int:
+def assert_replays(client: Client) -> int:
     """Every execution in the database folds from its history to its stored snapshot."""
-    views = svc.executions(limit=1_000_000)
+    views = client.executions(limit=1_000_000)
     for view in views:
-        same, folded, stored = svc.replay(view["id"])
+        same, folded, stored = client.replay(view["id"])
         if not same:
             keys = sorted(k for k in set(folded) | set(stored) if folded.get(k) != stored.get(k))
             raise AssertionError(
@@ -218,41 +218,41 @@ def run_claim(
 
 
 def work_one(
-    svc: service.Service,
+    dispatcher: Dispatcher,
     registry: activities.Registry,
     worker: str = "hand",
     queues: Sequence[str] = ("default",),
 ) -> leasing.Claim:
     """Claim one task, run it and record its outcome; fails if nothing was claimable."""
-    claims = svc.claim(offer(registry, worker, queues))
+    claims = dispatcher.claim(offer(registry, worker, queues))
     assert len(claims) == 1, f"expected one claimable task, got {claims}"
     claim = claims[0]
-    assert svc.finish(claim, worker, run_claim(claim, registry)) is not None
+    assert dispatcher.finish(claim, worker, run_claim(claim, registry)) is not None
     return claim
 
 
 def drain(
-    svc: service.Service,
+    dispatcher: Dispatcher,
     registry: activities.Registry,
     worker: str = "hand",
     queues: Sequence[str] = ("default",),
 ) -> int:
     """Run claimable tasks by hand until there are none; returns how many ran."""
     ran = 0
-    while claims := svc.claim(offer(registry, worker, queues)):
+    while claims := dispatcher.claim(offer(registry, worker, queues)):
         for claim in claims:
-            assert svc.finish(claim, worker, run_claim(claim, registry)) is not None
+            assert dispatcher.finish(claim, worker, run_claim(claim, registry)) is not None
             ran += 1
     return ran
 
 
-def count_rows(svc: service.Service, table: Any, execution_id: str | None = None) -> int:
+def count_rows(client: Client, table: Any, execution_id: str | None = None) -> int:
     import sqlalchemy as sa
 
     query = sa.select(sa.func.count()).select_from(table)
     if execution_id is not None:
         query = query.where(table.c.execution_id == execution_id)
-    with svc.read() as conn:
+    with client.writer.read() as conn:
         return int(conn.execute(query).scalar_one())
 
 

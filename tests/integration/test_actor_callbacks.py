@@ -12,8 +12,11 @@ from click.testing import CliRunner
 
 from cairn import errors
 from cairn.cli.main import main
+from cairn.client import Client
 from cairn.core import decider, events
-from cairn.runtime import invoke, service, tables
+from cairn.runtime import invoke, tables
+from cairn.runtime.dispatcher import Dispatcher
+from cairn.runtime.writer import Writer
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 
@@ -60,26 +63,32 @@ def tokens(recorder: Recorder) -> list[str]:
 
 
 @pytest.fixture
-def approval(svc: service.Service) -> service.Service:
-    support.deploy(svc, APPROVAL)
-    return svc
+def approval(client: Client) -> Client:
+    support.deploy(client, APPROVAL)
+    return client
 
 
-def asked(svc: service.Service, recorder: Recorder, tokens: list[str], execution_id: str) -> str:
+def asked(
+    dispatcher: Dispatcher, client: Client, recorder: Recorder, tokens: list[str], execution_id: str
+) -> str:
     """Start an approval and run its activity; returns the token it handed out."""
-    svc.start("approval", {"question": "ship it?"}, execution_id=execution_id)
-    support.work_one(svc, recorder.registry)
+    client.start("approval", {"question": "ship it?"}, execution_id=execution_id)
+    support.work_one(dispatcher, recorder.registry)
     return tokens[-1]
 
 
-def callback_timers(svc: service.Service, execution_id: str) -> dict[str, str | None]:
-    return {t["purpose"]: t["due"] for t in svc.inspect(execution_id)["timers"]}
+def callback_timers(client: Client, execution_id: str) -> dict[str, str | None]:
+    return {t["purpose"]: t["due"] for t in client.inspect(execution_id)["timers"]}
 
 
 def test_a_token_completes_its_task_once(
-    approval: service.Service, recorder: Recorder, tokens: list[str], clock: FakeClock
+    dispatcher: Dispatcher,
+    approval: Client,
+    recorder: Recorder,
+    tokens: list[str],
+    clock: FakeClock,
 ) -> None:
-    token = asked(approval, recorder, tokens, "cb-ok")
+    token = asked(dispatcher, approval, recorder, tokens, "cb-ok")
     view = approval.inspect("cb-ok")
     assert view["status"] == "RUNNING"
     assert [(t["state"], t["worker"]) for t in view["tasks"]] == [("Ask", None)]
@@ -88,7 +97,7 @@ def test_a_token_completes_its_task_once(
         "callback_heartbeat": decider.iso(clock.now + 60),
     }
     # Waiting for the token is not work for a worker.
-    assert approval.claim(support.offer(recorder.registry)) == []
+    assert dispatcher.claim(support.offer(recorder.registry)) == []
 
     approval.complete(token, {"approved": True, "by": "ann"})
     view = approval.describe("cb-ok")
@@ -113,13 +122,13 @@ def test_a_token_completes_its_task_once(
 
 
 def race(db: Any, clock: FakeClock, token: str, answers: tuple[str, ...]) -> dict[str, str]:
-    """Complete ``token`` with each answer at once, each from a Service of its own (as from
+    """Complete ``token`` with each answer at once, each from a client of its own (as from
     another process); how each completion went."""
     barrier = threading.Barrier(len(answers))
     outcomes: dict[str, str] = {}
 
     def complete(answer: str) -> None:
-        racer = service.Service(db, clock=clock)
+        racer = Client(Writer(db, clock=clock))
         barrier.wait()
         try:
             racer.complete(token, answer)
@@ -136,11 +145,15 @@ def race(db: Any, clock: FakeClock, token: str, answers: tuple[str, ...]) -> dic
 
 
 def test_of_two_racing_completions_of_a_token_one_wins_and_one_is_refused(
-    approval: service.Service, recorder: Recorder, tokens: list[str], clock: FakeClock
+    dispatcher: Dispatcher,
+    approval: Client,
+    recorder: Recorder,
+    tokens: list[str],
+    clock: FakeClock,
 ) -> None:
     for n in range(8):
-        token = asked(approval, recorder, tokens, f"cb-race-{n}")
-        outcomes = race(approval.db, clock, token, ("yes", "no"))
+        token = asked(dispatcher, approval, recorder, tokens, f"cb-race-{n}")
+        outcomes = race(approval.writer.db, clock, token, ("yes", "no"))
         assert sorted(outcomes.values()) == ["completed", "refused"], outcomes
         (winner,) = [a for a, o in outcomes.items() if o == "completed"]
         assert approval.describe(f"cb-race-{n}")["output"]["answer"] == winner
@@ -149,9 +162,9 @@ def test_of_two_racing_completions_of_a_token_one_wins_and_one_is_refused(
 
 
 def test_a_token_completed_with_an_error_is_caught(
-    approval: service.Service, recorder: Recorder, tokens: list[str]
+    dispatcher: Dispatcher, approval: Client, recorder: Recorder, tokens: list[str]
 ) -> None:
-    token = asked(approval, recorder, tokens, "cb-no")
+    token = asked(dispatcher, approval, recorder, tokens, "cb-no")
     approval.complete(token, error="Rejected", cause="too risky")
     view = approval.describe("cb-no")
     assert (view["status"], view["error"], view["cause"]) == ("FAILED", "Rejected", "too risky")
@@ -161,14 +174,14 @@ def test_a_token_completed_with_an_error_is_caught(
 
 
 def test_the_outside_world_may_answer_before_the_activity_returns(
-    approval: service.Service, recorder: Recorder, tokens: list[str]
+    dispatcher: Dispatcher, approval: Client, recorder: Recorder, tokens: list[str]
 ) -> None:
     approval.start("approval", {"question": "quick?"}, execution_id="cb-fast")
-    (claim,) = approval.claim(support.offer(recorder.registry))
+    (claim,) = dispatcher.claim(support.offer(recorder.registry))
     outcome = support.run_claim(claim, recorder.registry)
     approval.complete(tokens[-1], "yes")
     # The activity's own return comes after the task closed: it is not recorded.
-    assert approval.finish(claim, "hand", outcome) is None
+    assert dispatcher.finish(claim, "hand", outcome) is None
     view = approval.describe("cb-fast")
     assert (view["status"], view["output"]["answer"]) == ("SUCCEEDED", "yes")
     assert events.CALLBACK_AWAITED not in support.types_of(approval, "cb-fast")
@@ -176,22 +189,26 @@ def test_the_outside_world_may_answer_before_the_activity_returns(
 
 
 def test_heartbeats_hold_off_the_heartbeat_timeout_until_they_stop(
-    approval: service.Service, recorder: Recorder, tokens: list[str], clock: FakeClock
+    dispatcher: Dispatcher,
+    approval: Client,
+    recorder: Recorder,
+    tokens: list[str],
+    clock: FakeClock,
 ) -> None:
-    token = asked(approval, recorder, tokens, "cb-beat")
+    token = asked(dispatcher, approval, recorder, tokens, "cb-beat")
     for _ in range(3):
         clock.advance(50)
         approval.heartbeat(token)
         assert callback_timers(approval, "cb-beat")["callback_heartbeat"] == decider.iso(
             clock.now + 60
         )
-        assert approval.fire_due_timers() == 0
+        assert dispatcher.fire_due_timers() == 0
     assert len(support.history(approval, "cb-beat", events.CALLBACK_HEARTBEAT)) == 3
 
     clock.advance(59)
-    assert approval.fire_due_timers() == 0
+    assert dispatcher.fire_due_timers() == 0
     clock.advance(1)
-    assert approval.fire_due_timers() == 1
+    assert dispatcher.fire_due_timers() == 1
     view = approval.describe("cb-beat")
     assert (view["status"], view["error"], view["cause"]) == (
         "FAILED",
@@ -207,15 +224,19 @@ def test_heartbeats_hold_off_the_heartbeat_timeout_until_they_stop(
 
 
 def test_the_task_timeout_ends_the_wait_for_the_token_despite_heartbeats(
-    approval: service.Service, recorder: Recorder, tokens: list[str], clock: FakeClock
+    dispatcher: Dispatcher,
+    approval: Client,
+    recorder: Recorder,
+    tokens: list[str],
+    clock: FakeClock,
 ) -> None:
-    token = asked(approval, recorder, tokens, "cb-slow")
+    token = asked(dispatcher, approval, recorder, tokens, "cb-slow")
     for _ in range(11):
         clock.advance(50)
         approval.heartbeat(token)
-    assert approval.fire_due_timers() == 0
+    assert dispatcher.fire_due_timers() == 0
     clock.advance(50)  # 600 s since the task began waiting
-    assert approval.fire_due_timers() == 1
+    assert dispatcher.fire_due_timers() == 1
     view = approval.describe("cb-slow")
     assert (view["status"], view["error"]) == ("FAILED", "States.Timeout")
     assert view["cause"] == "the token was not completed within 600s"
@@ -225,9 +246,9 @@ def test_the_task_timeout_ends_the_wait_for_the_token_despite_heartbeats(
 
 
 def test_complete_and_heartbeat_from_the_command_line(
-    approval: service.Service, recorder: Recorder, tokens: list[str], db_url: str
+    dispatcher: Dispatcher, approval: Client, recorder: Recorder, tokens: list[str], db_url: str
 ) -> None:
-    token = asked(approval, recorder, tokens, "cb-cli")
+    token = asked(dispatcher, approval, recorder, tokens, "cb-cli")
     runner = CliRunner()
 
     def cairn(*args: str) -> Any:

@@ -13,8 +13,10 @@ from click.testing import CliRunner
 
 from cairn import errors
 from cairn.cli.main import main
+from cairn.client import Client
 from cairn.core import events
-from cairn.runtime import invoke, service, tables, worker
+from cairn.runtime import invoke, tables, worker
+from cairn.runtime.dispatcher import Dispatcher
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 
@@ -79,10 +81,10 @@ States:
 
 
 @pytest.fixture
-def booking(svc: service.Service, recorder: Recorder) -> service.Service:
+def booking(client: Client, recorder: Recorder) -> Client:
     recorder.add("Actor.Work", actor_flows.work)
-    support.deploy(svc, BOOKING)
-    return svc
+    support.deploy(client, BOOKING)
+    return client
 
 
 def undo_tags(recorder: Recorder) -> list[str]:
@@ -90,17 +92,17 @@ def undo_tags(recorder: Recorder) -> list[str]:
 
 
 @pytest.fixture
-def hold(svc: service.Service) -> service.Service:
-    support.deploy(svc, HOLD)
-    return svc
+def hold(client: Client) -> Client:
+    support.deploy(client, HOLD)
+    return client
 
 
 def test_cancel_a_waiting_execution_drops_its_timers_and_closes_it(
-    hold: service.Service, recorder: Recorder, db_url: str
+    dispatcher: Dispatcher, hold: Client, recorder: Recorder, db_url: str
 ) -> None:
     recorder.add("Long", lambda params, ctx: "done")
     execution_id = hold.start("hold", {}, execution_id="c-wait")["id"]
-    support.drain(hold, recorder.registry)
+    support.drain(dispatcher, recorder.registry)
     assert support.count_rows(hold, tables.timers, execution_id) == 2  # Pause and the timeout
 
     result = CliRunner().invoke(
@@ -117,7 +119,7 @@ def test_cancel_a_waiting_execution_drops_its_timers_and_closes_it(
     assert support.types_of(hold, execution_id)[-1] == events.EXECUTION_CANCELLED
     assert support.count_rows(hold, tables.timers) == 0
     assert support.count_rows(hold, tables.tasks) == 0
-    assert hold.fire_due_timers() == 0
+    assert dispatcher.fire_due_timers() == 0
 
     seq = len(hold.history(execution_id))
     with pytest.raises(errors.Conflict, match="is CANCELLED, not running"):
@@ -131,20 +133,20 @@ def test_cancel_a_waiting_execution_drops_its_timers_and_closes_it(
 
 
 def test_cancel_a_pending_task_removes_it_from_the_queue(
-    hold: service.Service, recorder: Recorder
+    dispatcher: Dispatcher, hold: Client, recorder: Recorder
 ) -> None:
     recorder.add("Long", lambda params, ctx: "done")
     execution_id = hold.start("hold", {}, execution_id="c-queued")["id"]
     assert support.count_rows(hold, tables.tasks) == 1
     hold.cancel(execution_id)
     assert support.count_rows(hold, tables.tasks) == 0
-    assert hold.claim(support.offer(recorder.registry)) == []
+    assert dispatcher.claim(support.offer(recorder.registry)) == []
     assert recorder.count() == 0
     support.assert_replays(hold)
 
 
 def test_a_running_activity_sees_the_cancel_at_its_heartbeat_and_its_result_is_dropped(
-    hold: service.Service,
+    hold: Client,
     recorder: Recorder,
     clock: FakeClock,
     start_worker: Callable[..., worker.Worker],
@@ -181,10 +183,10 @@ def test_a_running_activity_sees_the_cancel_at_its_heartbeat_and_its_result_is_d
 
 
 def test_on_cancel_undoes_the_completed_work_then_ends_cancelled(
-    booking: service.Service, recorder: Recorder
+    dispatcher: Dispatcher, booking: Client, recorder: Recorder
 ) -> None:
     execution_id = booking.start("booking", {}, execution_id="oc-hold")["id"]
-    support.drain(booking, recorder.registry)
+    support.drain(dispatcher, recorder.registry)
     assert [s["state"] for s in booking.inspect(execution_id)["states"]] == ["Hold"]
 
     booking.cancel(execution_id, "customer asked")
@@ -193,7 +195,7 @@ def test_on_cancel_undoes_the_completed_work_then_ends_cancelled(
     assert [s["state"] for s in view["states"]] == ["Undo"]
     assert view["timers"] == []
     assert support.count_rows(booking, tables.timers) == 0
-    support.drain(booking, recorder.registry)
+    support.drain(dispatcher, recorder.registry)
 
     view = booking.inspect(execution_id)
     assert (view["status"], view["error"], view["cause"]) == (
@@ -211,14 +213,14 @@ def test_on_cancel_undoes_the_completed_work_then_ends_cancelled(
 
 
 def test_on_cancel_drops_the_task_in_flight_and_a_second_cancel_stops_the_undo(
-    booking: service.Service, recorder: Recorder
+    dispatcher: Dispatcher, booking: Client, recorder: Recorder
 ) -> None:
     execution_id = booking.start("booking", {}, execution_id="oc-flight")["id"]
-    support.work_one(booking, recorder.registry)  # Reserve
-    (charge,) = booking.claim(support.offer(recorder.registry))
+    support.work_one(dispatcher, recorder.registry)  # Reserve
+    (charge,) = dispatcher.claim(support.offer(recorder.registry))
     booking.cancel(execution_id, "too slow")
     # The charge's late result is not recorded, and only the reservation is undone.
-    assert booking.finish(charge, "hand", support.run_claim(charge, recorder.registry)) is None
+    assert dispatcher.finish(charge, "hand", support.run_claim(charge, recorder.registry)) is None
     view = booking.inspect(execution_id)
     assert [(t["state"], t["compensates"] is not None) for t in view["tasks"]] == [("Undo", True)]
     assert [t["activity"] for t in view["tasks"]] == ["Actor.Work"]
@@ -227,7 +229,7 @@ def test_on_cancel_drops_the_task_in_flight_and_a_second_cancel_stops_the_undo(
     view = booking.inspect(execution_id)
     assert (view["status"], view["cause"]) == ("CANCELLED", "stop everything")
     assert support.count_rows(booking, tables.tasks) == 0
-    assert support.drain(booking, recorder.registry) == 0
+    assert support.drain(dispatcher, recorder.registry) == 0
     assert undo_tags(recorder) == []
     assert view["compensated"] == []
     support.assert_replays(booking)

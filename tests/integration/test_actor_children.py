@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from cairn.client import Client
 from cairn.core import events
-from cairn.runtime import service, tables
+from cairn.runtime import tables
+from cairn.runtime.dispatcher import Dispatcher
 from tests.integration import actor_flows, support
 from tests.integration.support import Recorder
 
@@ -46,18 +48,18 @@ States:
 
 
 @pytest.fixture
-def family(svc: service.Service, recorder: Recorder) -> service.Service:
+def family(client: Client, recorder: Recorder) -> Client:
     recorder.add("Actor.Work", actor_flows.work)
-    support.deploy(svc, actor_flows.KID)
-    support.deploy(svc, actor_flows.PARENT)
-    return svc
+    support.deploy(client, actor_flows.KID)
+    support.deploy(client, actor_flows.PARENT)
+    return client
 
 
 def test_a_child_runs_with_its_own_history_and_hands_its_output_to_the_parent(
-    family: service.Service, recorder: Recorder
+    dispatcher: Dispatcher, family: Client, recorder: Recorder
 ) -> None:
     parent = family.start("parent", {"n": 41}, execution_id="p-ok")["id"]
-    support.drain(family, recorder.registry)
+    support.drain(dispatcher, recorder.registry)
     view = family.describe(parent)
     assert view["status"] == "SUCCEEDED", view
     assert view["output"] == {"n": 41, "before": "before", "child": {"n": 42}, "after": "after"}
@@ -91,10 +93,10 @@ def test_a_child_runs_with_its_own_history_and_hands_its_output_to_the_parent(
 
 
 def test_a_failed_child_is_caught_as_workflow_child_failed(
-    family: service.Service, recorder: Recorder
+    dispatcher: Dispatcher, family: Client, recorder: Recorder
 ) -> None:
     parent = family.start("parent", {"n": 1, "fail": "KidBroke"}, execution_id="p-fail")["id"]
-    support.drain(family, recorder.registry)
+    support.drain(dispatcher, recorder.registry)
     child = family.describe(CHILD_ID.format("fail"))
     assert (child["status"], child["error"]) == ("FAILED", "KidBroke")
     view = family.describe(parent)
@@ -107,10 +109,10 @@ def test_a_failed_child_is_caught_as_workflow_child_failed(
 
 
 def test_cancelling_the_parent_cancels_the_child_and_its_tasks(
-    family: service.Service, recorder: Recorder
+    dispatcher: Dispatcher, family: Client, recorder: Recorder
 ) -> None:
     parent = family.start("parent", {"n": 1}, execution_id="p-cancel")["id"]
-    support.work_one(family, recorder.registry)  # Before; the child's Work is now queued
+    support.work_one(dispatcher, recorder.registry)  # Before; the child's Work is now queued
     child_id = CHILD_ID.format("cancel")
     assert family.describe(child_id)["status"] == "RUNNING"
     assert support.count_rows(family, tables.tasks, child_id) == 1
@@ -121,15 +123,15 @@ def test_cancelling_the_parent_cancels_the_child_and_its_tasks(
     assert parent in child["cause"]
     assert support.count_rows(family, tables.tasks) == 0
     assert family.describe(parent)["status"] == "CANCELLED"
-    assert support.drain(family, recorder.registry) == 0
+    assert support.drain(dispatcher, recorder.registry) == 0
     support.assert_replays(family)
 
 
 def test_cancelling_the_child_fails_the_parents_task(
-    family: service.Service, recorder: Recorder
+    dispatcher: Dispatcher, family: Client, recorder: Recorder
 ) -> None:
     parent = family.start("parent", {"n": 1}, execution_id="p-kid")["id"]
-    support.work_one(family, recorder.registry)
+    support.work_one(dispatcher, recorder.registry)
     family.cancel(CHILD_ID.format("kid"), "not this one")
     view = family.describe(parent)
     assert view["status"] == "SUCCEEDED"
@@ -139,13 +141,13 @@ def test_cancelling_the_child_fails_the_parents_task(
 
 
 def test_a_child_without_a_version_runs_the_newest_and_a_missing_one_fails_to_start(
-    family: service.Service, recorder: Recorder
+    dispatcher: Dispatcher, family: Client, recorder: Recorder
 ) -> None:
     support.deploy(family, LATEST)
     support.deploy(family, KID_V2)
     support.deploy(family, MISSING)
     latest = family.start("latest", {}, execution_id="p-latest")["id"]
-    support.drain(family, recorder.registry)
+    support.drain(dispatcher, recorder.registry)
     child = family.describe(f"{latest}:Child:1:1")
     assert (child["version"], child["output"]) == (2, {"n": 101})
     assert family.describe(latest)["output"] == {"n": 101}

@@ -12,8 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from cairn.cli.main import main
+from cairn.client import Client
 from cairn.core import events
-from cairn.runtime import service
+from cairn.runtime.dispatcher import Dispatcher
+from cairn.runtime.writer import Writer
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 
@@ -186,25 +188,27 @@ def work(recorder: Recorder) -> Recorder:
     return recorder
 
 
-def runs_of(svc: service.Service, execution_id: str) -> dict[int, list[events.Event]]:
+def runs_of(client: Client, execution_id: str) -> dict[int, list[events.Event]]:
     found: dict[int, list[events.Event]] = {}
-    for event in svc.history(execution_id):
+    for event in client.history(execution_id):
         found.setdefault(event.run, []).append(event)
     return found
 
 
 def test_a_loop_continues_as_new_runs_with_fresh_histories(
-    svc: service.Service, work: Recorder, db_url: str
+    dispatcher: Dispatcher, client: Client, work: Recorder, db_url: str
 ) -> None:
-    support.deploy(svc, actor_flows.LOOP)
-    execution_id = svc.start("loop", {"n": 0, "limit": 7, "every": 3}, execution_id="loop-1")["id"]
-    support.drain(svc, work.registry)
-    view = svc.describe(execution_id)
+    support.deploy(client, actor_flows.LOOP)
+    execution_id = client.start("loop", {"n": 0, "limit": 7, "every": 3}, execution_id="loop-1")[
+        "id"
+    ]
+    support.drain(dispatcher, work.registry)
+    view = client.describe(execution_id)
     assert (view["status"], view["run"]) == ("SUCCEEDED", 3)
     assert view["output"] == {"n": 7, "limit": 7, "every": 3}
     assert view["input"] == {"n": 0, "limit": 7, "every": 3}  # what it was started with
 
-    runs = runs_of(svc, execution_id)
+    runs = runs_of(client, execution_id)
     assert sorted(runs) == [1, 2, 3]
     for run, history in runs.items():
         assert [e.seq for e in history] == list(range(1, len(history) + 1))
@@ -231,80 +235,81 @@ def test_a_loop_continues_as_new_runs_with_fresh_histories(
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
     assert sorted({e["run"] for e in shown}) == [1, 2, 3]
-    assert support.assert_replays(svc) == 1
+    assert support.assert_replays(client) == 1
 
 
 def test_a_signal_nobody_took_is_carried_into_the_next_run(
-    svc: service.Service, clock: FakeClock
+    dispatcher: Dispatcher, client: Client, clock: FakeClock
 ) -> None:
-    support.deploy(svc, RELAY)
-    execution_id = svc.start("relay", {"phase": "first"}, execution_id="relay-1")["id"]
-    svc.signal(execution_id, "go", {"at": "nap"})
-    svc.signal(execution_id, "other", 7)
+    support.deploy(client, RELAY)
+    execution_id = client.start("relay", {"phase": "first"}, execution_id="relay-1")["id"]
+    client.signal(execution_id, "go", {"at": "nap"})
+    client.signal(execution_id, "other", 7)
     clock.advance(60)
-    assert svc.fire_due_timers() == 1
-    view = svc.inspect(execution_id)
+    assert dispatcher.fire_due_timers() == 1
+    view = client.inspect(execution_id)
     assert (view["status"], view["run"]) == ("SUCCEEDED", 2)
     assert view["output"] == {"phase": "second", "got": {"signal": "go", "payload": {"at": "nap"}}}
     assert view["signals"] == [{"name": "other", "payload": 7}]
-    runs = runs_of(svc, execution_id)
+    runs = runs_of(client, execution_id)
     assert [e.type for e in runs[1] if "Signal" in e.type] == [events.SIGNAL_RECEIVED] * 2
     assert [(e.type, e.details["name"]) for e in runs[2] if "Signal" in e.type] == [
         (events.SIGNAL_RECEIVED, "go"),
         (events.SIGNAL_RECEIVED, "other"),
         (events.SIGNAL_CONSUMED, "go"),
     ]
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_signals_that_piled_up_are_taken_one_per_run_none_lost(
-    svc: service.Service, work: Recorder
+    dispatcher: Dispatcher, client: Client, work: Recorder
 ) -> None:
-    support.deploy(svc, MAILBOX)
-    execution_id = svc.start("mailbox", {"seen": []}, execution_id="mail-1")["id"]
+    support.deploy(client, MAILBOX)
+    execution_id = client.start("mailbox", {"seen": []}, execution_id="mail-1")["id"]
     for n in (1, 2, 3):
-        svc.signal(execution_id, "item", n)
-    support.drain(svc, work.registry)
-    view = svc.describe(execution_id)
+        client.signal(execution_id, "item", n)
+    support.drain(dispatcher, work.registry)
+    view = client.describe(execution_id)
     assert (view["status"], view["run"], view["output"]) == ("SUCCEEDED", 3, {"seen": [1, 2, 3]})
-    runs = runs_of(svc, execution_id)
+    runs = runs_of(client, execution_id)
     received = {
         r: [e.details["payload"] for e in h if e.type == events.SIGNAL_RECEIVED]
         for r, h in runs.items()
     }
     assert received == {1: [1, 2, 3], 2: [2, 3], 3: [3]}
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_version_latest_moves_to_the_newest_deployment_and_same_stays(
-    svc: service.Service, clock: FakeClock
+    dispatcher: Dispatcher, client: Client, clock: FakeClock
 ) -> None:
-    support.deploy(svc, UPGRADE)
-    latest = svc.start("upgrade", {"runs": 0, "how": "latest"}, execution_id="up-latest")["id"]
-    same = svc.start("upgrade", {"runs": 0, "how": "same"}, execution_id="up-same")["id"]
-    support.deploy(svc, UPGRADE.replace("Version: 1\n", "Version: 2\n").replace(": v1", ": v2"))
-    assert svc.describe(latest)["version"] == 1
+    support.deploy(client, UPGRADE)
+    latest = client.start("upgrade", {"runs": 0, "how": "latest"}, execution_id="up-latest")["id"]
+    same = client.start("upgrade", {"runs": 0, "how": "same"}, execution_id="up-same")["id"]
+    support.deploy(client, UPGRADE.replace("Version: 1\n", "Version: 2\n").replace(": v1", ": v2"))
+    assert client.describe(latest)["version"] == 1
     clock.advance(60)
-    assert svc.fire_due_timers() == 2
+    assert dispatcher.fire_due_timers() == 2
 
-    moved = svc.describe(latest)
+    moved = client.describe(latest)
     assert (moved["status"], moved["run"], moved["version"]) == ("SUCCEEDED", 2, 2)
     assert moved["output"] == {"runs": 1, "how": "latest", "by": "v2"}
-    stayed = svc.describe(same)
+    stayed = client.describe(same)
     assert (stayed["status"], stayed["run"], stayed["version"]) == ("SUCCEEDED", 2, 1)
     assert stayed["output"] == {"runs": 1, "how": "same", "by": "v1"}
-    (first, second) = (runs_of(svc, latest)[r][0] for r in (1, 2))
+    (first, second) = (runs_of(client, latest)[r][0] for r in (1, 2))
     assert (first.details["version"], second.details["version"]) == (1, 2)
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_a_run_past_the_history_limit_fails_and_continue_as_new_avoids_it(
-    svc: service.Service, work: Recorder, clock: FakeClock
+    client: Client, work: Recorder, clock: FakeClock
 ) -> None:
-    limited = service.Service(svc.db, clock=clock, history_limit=60)
+    limited_path = Writer(client.writer.db, clock=clock, history_limit=60)
+    limited = Client(limited_path)
     support.deploy(limited, actor_flows.LOOP)
     long = limited.start("loop", {"n": 0, "limit": 30, "every": 1000}, execution_id="long")["id"]
-    support.drain(limited, work.registry)
+    support.drain(Dispatcher(limited_path), work.registry)
     view = limited.describe(long)
     assert (view["status"], view["error"]) == ("FAILED", "States.HistoryLimitExceeded")
     assert re.fullmatch(
@@ -316,7 +321,7 @@ def test_a_run_past_the_history_limit_fails_and_continue_as_new_avoids_it(
     assert work.count() < 30
 
     rolled = limited.start("loop", {"n": 0, "limit": 30, "every": 5}, execution_id="rolled")["id"]
-    support.drain(limited, work.registry)
+    support.drain(Dispatcher(limited_path), work.registry)
     view = limited.describe(rolled)
     assert (view["status"], view["run"]) == ("SUCCEEDED", 6)
     assert max(len(h) for h in runs_of(limited, rolled).values()) <= 60
@@ -338,25 +343,25 @@ def test_a_run_past_the_history_limit_fails_and_continue_as_new_avoids_it(
 
 
 def test_a_child_workflow_in_every_run_gets_an_execution_of_its_own(
-    svc: service.Service, work: Recorder
+    dispatcher: Dispatcher, client: Client, work: Recorder
 ) -> None:
-    support.deploy(svc, actor_flows.KID)
-    support.deploy(svc, SPAWNER)
-    execution_id = svc.start("spawner", {"n": 0}, execution_id="spawn-1")["id"]
-    support.drain(svc, work.registry)
-    view = svc.describe(execution_id)
+    support.deploy(client, actor_flows.KID)
+    support.deploy(client, SPAWNER)
+    execution_id = client.start("spawner", {"n": 0}, execution_id="spawn-1")["id"]
+    support.drain(dispatcher, work.registry)
+    view = client.describe(execution_id)
     assert (view["status"], view["run"], view["output"]) == ("SUCCEEDED", 3, {"n": 3})
-    children = [v for v in svc.executions() if v["parent"] == execution_id]
+    children = [v for v in client.executions() if v["parent"] == execution_id]
     assert sorted(c["input"]["n"] for c in children) == [0, 1, 2]
     assert all(c["status"] == "SUCCEEDED" for c in children)
     assert work.count() == 3
     assert len({c.key for c in work.calls}) == 3
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
-def test_continue_as_new_inside_a_branch_fails_the_run(svc: service.Service) -> None:
+def test_continue_as_new_inside_a_branch_fails_the_run(client: Client) -> None:
     support.deploy(
-        svc,
+        client,
         """
 Name: nested
 Version: 1
@@ -371,7 +376,7 @@ States:
     End: true
 """,
     )
-    view = svc.start("nested", {})
-    view = svc.describe(view["id"])
+    view = client.start("nested", {})
+    view = client.describe(view["id"])
     assert (view["status"], view["error"], view["run"]) == ("FAILED", "States.Runtime", 1)
     assert "cannot be inside a Parallel branch" in view["cause"]

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from cairn.client import Client
 from cairn.core import events
-from cairn.runtime import service
 from tests.integration import actor_flows, flows, support
 
 pytestmark = pytest.mark.crash
@@ -39,21 +39,21 @@ def kill_while_held(process: support.WorkerProcess, gates: Path, tag: str) -> No
     actor_flows.release(gates, tag)
 
 
-def finished(svc: service.Service, execution_id: str) -> dict[str, Any]:
+def finished(client: Client, execution_id: str) -> dict[str, Any]:
     support.wait_until(
-        lambda: support.closed(svc, execution_id), f"{execution_id} to close", CLOSE_WITHIN
+        lambda: support.closed(client, execution_id), f"{execution_id} to close", CLOSE_WITHIN
     )
-    return svc.describe(execution_id)
+    return client.describe(execution_id)
 
 
-def story(svc: service.Service, calls_file: Path, *execution_ids: str) -> str:
+def story(client: Client, calls_file: Path, *execution_ids: str) -> str:
     """What happened, for a failing assertion: every call and every event."""
     lines = [
         f"call {c['activity']} {c['key']} attempt {c['attempt']} pid {c['pid']}"
         for c in flows.calls(calls_file)
     ]
     for execution_id in execution_ids:
-        for e in svc.history(execution_id):
+        for e in client.history(execution_id):
             lines.append(f"{execution_id} run {e.run} {e.seq} {e.type} {e.state} {e.details}")
     return "\n".join(lines)
 
@@ -70,26 +70,26 @@ def pids_of(calls_file: Path, key: str) -> list[int]:
 
 
 def test_sigkill_during_compensation_undoes_each_step_once(
-    live_svc: service.Service,
+    live_client: Client,
     db_url: str,
     calls_file: Path,
     gates: Path,
     worker_processes: Callable[..., support.WorkerProcess],
 ) -> None:
-    support.deploy(live_svc, actor_flows.SAGA)
+    support.deploy(live_client, actor_flows.SAGA)
     actor_flows.arm(gates, "UndoPay")
     first = worker_processes(db_url, *WORKER_ARGS)
-    execution_id = live_svc.start("saga", {}, execution_id="crash-saga")["id"]
+    execution_id = live_client.start("saga", {}, execution_id="crash-saga")["id"]
     kill_while_held(first, gates, "UndoPay")
     second = worker_processes(db_url, *WORKER_ARGS)
 
-    view = finished(live_svc, execution_id)
-    told = story(live_svc, calls_file, execution_id)
+    view = finished(live_client, execution_id)
+    told = story(live_client, calls_file, execution_id)
     assert (view["status"], view["error"]) == ("FAILED", "NoCarrier"), told
-    assert live_svc.inspect(execution_id)["compensated"] == ["Book", "Pay"]
+    assert live_client.inspect(execution_id)["compensated"] == ["Book", "Pay"]
     undo = [
         e
-        for e in support.history(live_svc, execution_id, events.TASK_SCHEDULED)
+        for e in support.history(live_client, execution_id, events.TASK_SCHEDULED)
         if e.details.get("compensates") is not None
     ]
     refund_key = str(undo[0].details["key"])
@@ -98,31 +98,31 @@ def test_sigkill_during_compensation_undoes_each_step_once(
     assert refund_key.startswith("crash-saga:Pay:undo:")
     assert ran_twice(calls_file) == [("Actor.Work", refund_key)], told
     assert pids_of(calls_file, refund_key) == [first.process.pid, second.process.pid], told
-    timed_out = support.history(live_svc, execution_id, events.TASK_TIMED_OUT)
+    timed_out = support.history(live_client, execution_id, events.TASK_TIMED_OUT)
     assert [e.details["error"] for e in timed_out] == ["States.Timeout"], told
     assert len(flows.calls(calls_file)) == 6, told  # Book, Pay, Ship, UndoPay twice, UndoBook
     assert second.stop() == 0, second.output
-    support.assert_replays(live_svc)
+    support.assert_replays(live_client)
 
 
 def test_sigkill_during_a_child_workflows_task_finishes_parent_and_child(
-    live_svc: service.Service,
+    live_client: Client,
     db_url: str,
     calls_file: Path,
     gates: Path,
     worker_processes: Callable[..., support.WorkerProcess],
 ) -> None:
-    support.deploy(live_svc, actor_flows.KID)
-    support.deploy(live_svc, actor_flows.PARENT)
+    support.deploy(live_client, actor_flows.KID)
+    support.deploy(live_client, actor_flows.PARENT)
     actor_flows.arm(gates, "Work")
     first = worker_processes(db_url, *WORKER_ARGS)
-    parent = live_svc.start("parent", {"n": 1}, execution_id="crash-parent")["id"]
+    parent = live_client.start("parent", {"n": 1}, execution_id="crash-parent")["id"]
     kill_while_held(first, gates, "Work")
     second = worker_processes(db_url, *WORKER_ARGS)
 
-    view = finished(live_svc, parent)
-    (child,) = [v for v in live_svc.executions() if v["parent"] == parent]
-    told = story(live_svc, calls_file, parent, child["id"])
+    view = finished(live_client, parent)
+    (child,) = [v for v in live_client.executions() if v["parent"] == parent]
+    told = story(live_client, calls_file, parent, child["id"])
     assert view["status"] == "SUCCEEDED", told
     assert view["output"]["child"] == {"n": 2}
     assert child["status"] == "SUCCEEDED"
@@ -132,35 +132,35 @@ def test_sigkill_during_a_child_workflows_task_finishes_parent_and_child(
     assert sorted(c["key"] for c in flows.calls(calls_file)) == sorted(
         [f"{parent}:Before:1", f"{parent}:After:1", child_key, child_key]
     )
-    timed_out = support.history(live_svc, child["id"], events.TASK_TIMED_OUT)
+    timed_out = support.history(live_client, child["id"], events.TASK_TIMED_OUT)
     assert [e.details["error"] for e in timed_out] == ["States.HeartbeatTimeout"]
-    assert len(support.history(live_svc, parent, events.CHILD_STARTED)) == 1
+    assert len(support.history(live_client, parent, events.CHILD_STARTED)) == 1
     assert second.stop() == 0, second.output
-    support.assert_replays(live_svc)
+    support.assert_replays(live_client)
 
 
 def test_sigkill_on_either_side_of_a_continue_as_new(
-    live_svc: service.Service,
+    live_client: Client,
     db_url: str,
     calls_file: Path,
     gates: Path,
     worker_processes: Callable[..., support.WorkerProcess],
 ) -> None:
-    support.deploy(live_svc, actor_flows.LOOP)
+    support.deploy(live_client, actor_flows.LOOP)
     actor_flows.arm(gates, "step-1")  # its success ends run 1 with the ContinueAsNew
     actor_flows.arm(gates, "step-2")  # the first task of run 2
     first = worker_processes(db_url, *WORKER_ARGS)
     loop = {"n": 0, "limit": 4, "every": 2}
-    execution_id = live_svc.start("loop", loop, execution_id="crash-loop")["id"]
+    execution_id = live_client.start("loop", loop, execution_id="crash-loop")["id"]
     kill_while_held(first, gates, "step-1")
-    assert live_svc.describe(execution_id)["run"] == 1
+    assert live_client.describe(execution_id)["run"] == 1
     second = worker_processes(db_url, *WORKER_ARGS)
     kill_while_held(second, gates, "step-2")
-    assert live_svc.describe(execution_id)["run"] == 2
+    assert live_client.describe(execution_id)["run"] == 2
     third = worker_processes(db_url, *WORKER_ARGS)
 
-    view = finished(live_svc, execution_id)
-    told = story(live_svc, calls_file, execution_id)
+    view = finished(live_client, execution_id)
+    told = story(live_client, calls_file, execution_id)
     assert (view["status"], view["run"]) == ("SUCCEEDED", 2), told
     assert view["output"] == {"n": 4, "limit": 4, "every": 2}
     keys = {
@@ -174,10 +174,10 @@ def test_sigkill_on_either_side_of_a_continue_as_new(
         "crash-loop:Step:1",
         "crash-loop#2:Step:2",
     ]
-    runs = {e.run for e in live_svc.history(execution_id)}
+    runs = {e.run for e in live_client.history(execution_id)}
     assert runs == {1, 2}
     assert [
-        e.type for e in live_svc.history(execution_id) if e.type == events.CONTINUED_AS_NEW
+        e.type for e in live_client.history(execution_id) if e.type == events.CONTINUED_AS_NEW
     ] == [events.CONTINUED_AS_NEW]
     assert third.stop() == 0, third.output
-    support.assert_replays(live_svc)
+    support.assert_replays(live_client)

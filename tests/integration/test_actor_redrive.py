@@ -12,8 +12,10 @@ from click.testing import CliRunner
 
 from cairn import ActivityError, errors
 from cairn.cli.main import main
+from cairn.client import Client
 from cairn.core import events
-from cairn.runtime import invoke, service, tables
+from cairn.runtime import invoke, tables
+from cairn.runtime.dispatcher import Dispatcher
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 
@@ -103,10 +105,10 @@ class Flaky:
 
 
 @pytest.fixture
-def flaky(svc: service.Service, recorder: Recorder) -> Flaky:
+def flaky(client: Client, recorder: Recorder) -> Flaky:
     handler = Flaky()
     recorder.add("Flaky", handler)
-    support.deploy(svc, PIPELINE)
+    support.deploy(client, PIPELINE)
     return handler
 
 
@@ -115,133 +117,133 @@ def steps(recorder: Recorder) -> list[str]:
 
 
 def test_redrive_a_failed_task_runs_it_again_and_nothing_before_it(
-    svc: service.Service, recorder: Recorder, flaky: Flaky
+    dispatcher: Dispatcher, client: Client, recorder: Recorder, flaky: Flaky
 ) -> None:
     flaky.broken = {"store"}
-    execution_id = svc.start("pipeline", {"items": [1]}, execution_id="rd-task")["id"]
-    support.drain(svc, recorder.registry)
-    view = svc.describe(execution_id)
+    execution_id = client.start("pipeline", {"items": [1]}, execution_id="rd-task")["id"]
+    support.drain(dispatcher, recorder.registry)
+    view = client.describe(execution_id)
     assert (view["status"], view["error"]) == ("FAILED", "ConnectionResetError")
-    seq = len(svc.history(execution_id))
+    seq = len(client.history(execution_id))
 
     flaky.broken = set()
-    assert svc.redrive(execution_id)["status"] == "RUNNING"
-    redriven = svc.history(execution_id)[seq]
+    assert client.redrive(execution_id)["status"] == "RUNNING"
+    redriven = client.history(execution_id)[seq]
     assert (redriven.type, redriven.details) == (events.EXECUTION_REDRIVEN, {"state": "Store"})
-    support.drain(svc, recorder.registry)
+    support.drain(dispatcher, recorder.registry)
 
-    view = svc.describe(execution_id)
+    view = client.describe(execution_id)
     assert (view["status"], view["error"], view["cause"]) == ("SUCCEEDED", None, None)
     assert view["output"]["stored"] == "store"
     assert steps(recorder) == ["fetch", "left", "right", "right-again", "item-1", "store", "store"]
     # The redrive is one more attempt of the same entry: the same key, the next attempt.
     stores = recorder.of("Flaky")[-2:]
     assert [(c.key, c.attempt) for c in stores] == [(f"{execution_id}:Store:1", a) for a in (1, 2)]
-    assert {e.run for e in svc.history(execution_id)} == {1}
-    support.assert_replays(svc)
+    assert {e.run for e in client.history(execution_id)} == {1}
+    support.assert_replays(client)
 
 
 def test_redrive_a_parallel_reruns_only_the_branch_that_failed(
-    svc: service.Service, recorder: Recorder, flaky: Flaky
+    dispatcher: Dispatcher, client: Client, recorder: Recorder, flaky: Flaky
 ) -> None:
     flaky.broken = {"right-again"}
-    execution_id = svc.start("pipeline", {"items": []}, execution_id="rd-fork")["id"]
-    support.drain(svc, recorder.registry)
-    assert svc.describe(execution_id)["status"] == "FAILED"
+    execution_id = client.start("pipeline", {"items": []}, execution_id="rd-fork")["id"]
+    support.drain(dispatcher, recorder.registry)
+    assert client.describe(execution_id)["status"] == "FAILED"
     assert steps(recorder) == ["fetch", "left", "right", "right-again"]
 
     flaky.broken = set()
-    svc.redrive(execution_id)
-    support.drain(svc, recorder.registry)
-    view = svc.describe(execution_id)
+    client.redrive(execution_id)
+    support.drain(dispatcher, recorder.registry)
+    view = client.describe(execution_id)
     assert view["status"] == "SUCCEEDED", view
     assert view["output"]["forked"] == ["left", "right-again"]
     # Left finished before the failure: it does not run again; the failed branch starts over.
     assert steps(recorder)[4:] == ["right", "right-again", "store"]
     assert [c for c in steps(recorder) if c == "left"] == ["left"]
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_redrive_a_map_reruns_only_the_items_without_a_result(
-    svc: service.Service, recorder: Recorder, flaky: Flaky
+    dispatcher: Dispatcher, client: Client, recorder: Recorder, flaky: Flaky
 ) -> None:
     flaky.broken = {"item-3"}
-    execution_id = svc.start("pipeline", {"items": [1, 2, 3, 4]}, execution_id="rd-map")["id"]
-    support.drain(svc, recorder.registry)
-    assert svc.describe(execution_id)["status"] == "FAILED"
+    execution_id = client.start("pipeline", {"items": [1, 2, 3, 4]}, execution_id="rd-map")["id"]
+    support.drain(dispatcher, recorder.registry)
+    assert client.describe(execution_id)["status"] == "FAILED"
     assert steps(recorder)[4:] == ["item-1", "item-2", "item-3"]
 
     flaky.broken = set()
-    svc.redrive(execution_id)
-    support.drain(svc, recorder.registry)
-    view = svc.describe(execution_id)
+    client.redrive(execution_id)
+    support.drain(dispatcher, recorder.registry)
+    view = client.describe(execution_id)
     assert view["status"] == "SUCCEEDED", view
     assert view["output"]["each"] == ["item-1", "item-2", "item-3", "item-4"]
     assert steps(recorder)[7:] == ["item-3", "item-4", "store"]
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_redrive_a_timed_out_execution_restarts_its_clock(
-    svc: service.Service, recorder: Recorder, flaky: Flaky, clock: FakeClock
+    dispatcher: Dispatcher, client: Client, recorder: Recorder, flaky: Flaky, clock: FakeClock
 ) -> None:
-    execution_id = svc.start("pipeline", {"items": []}, execution_id="rd-late")["id"]
+    execution_id = client.start("pipeline", {"items": []}, execution_id="rd-late")["id"]
     clock.advance(3600)
-    assert svc.fire_due_timers() == 1
-    view = svc.describe(execution_id)
+    assert dispatcher.fire_due_timers() == 1
+    view = client.describe(execution_id)
     assert (view["status"], view["error"]) == ("TIMED_OUT", "States.Timeout")
-    assert support.count_rows(svc, tables.tasks) == 0
+    assert support.count_rows(client, tables.tasks) == 0
 
-    svc.redrive(execution_id)
-    timers = svc.inspect(execution_id)["timers"]
+    client.redrive(execution_id)
+    timers = client.inspect(execution_id)["timers"]
     assert [t["purpose"] for t in timers] == ["execution"]
-    support.drain(svc, recorder.registry)
-    assert svc.describe(execution_id)["status"] == "SUCCEEDED"
+    support.drain(dispatcher, recorder.registry)
+    assert client.describe(execution_id)["status"] == "SUCCEEDED"
     assert steps(recorder) == ["fetch", "left", "right", "right-again", "store"]
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_what_cannot_be_redriven_is_refused_and_nothing_is_written(
-    svc: service.Service, recorder: Recorder, flaky: Flaky, db_url: str
+    dispatcher: Dispatcher, client: Client, recorder: Recorder, flaky: Flaky, db_url: str
 ) -> None:
     with pytest.raises(errors.NotFound):
-        svc.redrive("nobody")
-    running = svc.start("pipeline", {"items": []}, execution_id="rd-running")["id"]
+        client.redrive("nobody")
+    running = client.start("pipeline", {"items": []}, execution_id="rd-running")["id"]
     with pytest.raises(errors.Conflict, match="is RUNNING; only FAILED or TIMED_OUT"):
-        svc.redrive(running)
-    support.drain(svc, recorder.registry)
+        client.redrive(running)
+    support.drain(dispatcher, recorder.registry)
     with pytest.raises(errors.Conflict, match="is SUCCEEDED"):
-        svc.redrive(running)
+        client.redrive(running)
 
     flaky.results["store"] = "bad"
-    refused = svc.start("pipeline", {"items": []}, execution_id="rd-refused")["id"]
-    support.drain(svc, recorder.registry)
-    assert svc.describe(refused)["error"] == "Refused"
-    seq = len(svc.history(refused))
+    refused = client.start("pipeline", {"items": []}, execution_id="rd-refused")["id"]
+    support.drain(dispatcher, recorder.registry)
+    assert client.describe(refused)["error"] == "Refused"
+    seq = len(client.history(refused))
     with pytest.raises(errors.Conflict, match="at its Fail state 'Refuse'"):
-        svc.redrive(refused)
+        client.redrive(refused)
     result = CliRunner().invoke(main, ["--db", db_url, "redrive", refused])
     assert result.exit_code == 1
     assert "redriving would only fail again" in result.stderr
-    assert len(svc.history(refused)) == seq
-    assert svc.describe(refused)["status"] == "FAILED"
+    assert len(client.history(refused)) == seq
+    assert client.describe(refused)["status"] == "FAILED"
 
     flaky.results = {}
     flaky.broken = {"fetch"}
-    failed = svc.start("pipeline", {"items": []}, execution_id="rd-cli")["id"]
-    support.drain(svc, recorder.registry)
+    failed = client.start("pipeline", {"items": []}, execution_id="rd-cli")["id"]
+    support.drain(dispatcher, recorder.registry)
     result = CliRunner().invoke(main, ["--db", db_url, "redrive", failed, "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["status"] == "RUNNING"
-    assert support.types_of(svc, failed)[-3:] == [
+    assert support.types_of(client, failed)[-3:] == [
         events.EXECUTION_REDRIVEN,
         events.TIMER_STARTED,  # the execution's TimeoutSeconds, from now
         events.TASK_SCHEDULED,
     ]
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_redrive_a_parent_whose_child_failed_starts_a_new_child(
-    svc: service.Service, recorder: Recorder
+    dispatcher: Dispatcher, client: Client, recorder: Recorder
 ) -> None:
     broken = {"yes": True}
 
@@ -251,19 +253,19 @@ def test_redrive_a_parent_whose_child_failed_starts_a_new_child(
         return params.get("value")
 
     recorder.add("Actor.Work", work)
-    support.deploy(svc, actor_flows.KID)
-    support.deploy(svc, actor_flows.PARENT.replace("Workflow.ChildFailed", "NotThisOne"))
-    parent = svc.start("parent", {"n": 1, "fail": "Broken"}, execution_id="rd-parent")["id"]
-    support.drain(svc, recorder.registry)
-    view = svc.describe(parent)
+    support.deploy(client, actor_flows.KID)
+    support.deploy(client, actor_flows.PARENT.replace("Workflow.ChildFailed", "NotThisOne"))
+    parent = client.start("parent", {"n": 1, "fail": "Broken"}, execution_id="rd-parent")["id"]
+    support.drain(dispatcher, recorder.registry)
+    view = client.describe(parent)
     assert (view["status"], view["error"]) == ("FAILED", "Workflow.ChildFailed")
 
     broken["yes"] = False
-    svc.redrive(parent)
-    support.drain(svc, recorder.registry)
-    view = svc.describe(parent)
+    client.redrive(parent)
+    support.drain(dispatcher, recorder.registry)
+    view = client.describe(parent)
     assert view["status"] == "SUCCEEDED", view
     assert view["output"]["child"] == {"n": 2}
-    children = sorted((v["id"], v["status"]) for v in svc.executions() if v["parent"] == parent)
+    children = sorted((v["id"], v["status"]) for v in client.executions() if v["parent"] == parent)
     assert [status for _, status in children] == ["FAILED", "SUCCEEDED"]
-    support.assert_replays(svc)
+    support.assert_replays(client)

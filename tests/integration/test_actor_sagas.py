@@ -12,9 +12,11 @@ from click.testing import CliRunner
 
 from activities import provider
 from cairn.cli.main import main
+from cairn.client import Client
 from cairn.core import decider, events
 from cairn.definitions import loader
-from cairn.runtime import invoke, service, tables
+from cairn.runtime import invoke, tables
+from cairn.runtime.dispatcher import Dispatcher
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 
@@ -87,8 +89,8 @@ def order(order_id: str) -> dict[str, Any]:
     }
 
 
-def drain(svc: service.Service, recorder: Recorder) -> int:
-    return support.drain(svc, recorder.registry, queues=QUEUES)
+def drain(dispatcher: Dispatcher, recorder: Recorder) -> int:
+    return support.drain(dispatcher, recorder.registry, queues=QUEUES)
 
 
 def reservations(path: Path) -> list[tuple[Any, ...]]:
@@ -96,11 +98,11 @@ def reservations(path: Path) -> list[tuple[Any, ...]]:
         return conn.execute("SELECT order_id, released FROM reservations").fetchall()
 
 
-def undo_steps(svc: service.Service, execution_id: str) -> list[tuple[str, str]]:
+def undo_steps(client: Client, execution_id: str) -> list[tuple[str, str]]:
     """The compensation tasks' events, in history order: (event type, activity)."""
     activity: dict[str, str] = {}
     found = []
-    for e in support.history(svc, execution_id, events.TASK_SCHEDULED, events.TASK_SUCCEEDED):
+    for e in support.history(client, execution_id, events.TASK_SCHEDULED, events.TASK_SUCCEEDED):
         if e.type == events.TASK_SCHEDULED:
             activity[str(e.details["task_id"])] = str(e.details["activity"])
         if e.details.get("compensates") is not None or e.state in ("CancelOrder", "UndoOrder"):
@@ -109,30 +111,35 @@ def undo_steps(svc: service.Service, execution_id: str) -> list[tuple[str, str]]
 
 
 def test_order_v2_cancelled_in_its_window_refunds_and_releases_in_reverse_order(
-    svc: service.Service, demo: Recorder, provider_db: Path, clock: FakeClock, db_url: str
+    dispatcher: Dispatcher,
+    client: Client,
+    demo: Recorder,
+    provider_db: Path,
+    clock: FakeClock,
+    db_url: str,
 ) -> None:
-    svc.deploy(loader.load(ORDER_V2))
-    execution_id = svc.start("order", order("C1"), execution_id="order-C1")["id"]
-    drain(svc, demo)
-    view = svc.inspect(execution_id)
+    client.deploy(loader.load(ORDER_V2))
+    execution_id = client.start("order", order("C1"), execution_id="order-C1")["id"]
+    drain(dispatcher, demo)
+    view = client.inspect(execution_id)
     assert [s["state"] for s in view["states"]] == ["CancelWindow"]
     assert {t["purpose"]: t["due"] for t in view["timers"]}["wait"] == decider.iso(
         clock.now + 30 * DAY
     )
     (charge,) = provider.charges()
-    assert svc.query(execution_id, "charge") == charge["charge_id"]
+    assert client.query(execution_id, "charge") == charge["charge_id"]
 
     clock.advance(12 * DAY)
-    svc.signal(execution_id, "cancel", {"reason": "changed my mind"})
-    assert drain(svc, demo) == 2
-    view = svc.inspect(execution_id)
+    client.signal(execution_id, "cancel", {"reason": "changed my mind"})
+    assert drain(dispatcher, demo) == 2
+    view = client.inspect(execution_id)
     assert (view["status"], view["output"]) == (
         "SUCCEEDED",
         {"order_id": "C1", "status": "cancelled", "reason": "changed my mind"},
     )
-    (plan,) = support.history(svc, execution_id, events.COMPENSATION_SCHEDULED)
+    (plan,) = support.history(client, execution_id, events.COMPENSATION_SCHEDULED)
     assert [s["state"] for s in plan.details["steps"]] == ["ReserveInventory", "ChargeCard"]
-    assert undo_steps(svc, execution_id) == [
+    assert undo_steps(client, execution_id) == [
         (events.TASK_SCHEDULED, "ReleaseInventory"),
         (events.TASK_SUCCEEDED, "ReleaseInventory"),
         (events.TASK_SCHEDULED, "RefundCard"),
@@ -144,24 +151,26 @@ def test_order_v2_cancelled_in_its_window_refunds_and_releases_in_reverse_order(
     assert reservations(provider_db) == [("C1", 1)]
     assert demo.count("ShipPackage") == demo.count("SendConfirmationEmail") == 0
     assert [c.activity for c in demo.calls][-2:] == ["ReleaseInventory", "RefundCard"]
-    assert support.count_rows(svc, tables.timers) == support.count_rows(svc, tables.tasks) == 0
+    assert (
+        support.count_rows(client, tables.timers) == support.count_rows(client, tables.tasks) == 0
+    )
     described = CliRunner().invoke(main, ["--db", db_url, "describe", execution_id])
     assert "undone   ChargeCard, ReserveInventory" in described.stdout, described.output
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_order_v2_cancel_sent_before_the_window_opens_is_not_lost(
-    svc: service.Service, demo: Recorder, provider_db: Path
+    dispatcher: Dispatcher, client: Client, demo: Recorder, provider_db: Path
 ) -> None:
-    svc.deploy(loader.load(ORDER_V2))
-    execution_id = svc.start("order", order("E1"), execution_id="order-E1")["id"]
-    svc.signal(execution_id, "cancel", {"reason": "too quick"})  # before the fraud screen ran
-    drain(svc, demo)
-    view = svc.describe(execution_id)
+    client.deploy(loader.load(ORDER_V2))
+    execution_id = client.start("order", order("E1"), execution_id="order-E1")["id"]
+    client.signal(execution_id, "cancel", {"reason": "too quick"})  # before the fraud screen ran
+    drain(dispatcher, demo)
+    view = client.describe(execution_id)
     assert view["output"] == {"order_id": "E1", "status": "cancelled", "reason": "too quick"}
     waits = [
         e
-        for e in support.history(svc, execution_id, events.TIMER_STARTED)
+        for e in support.history(client, execution_id, events.TIMER_STARTED)
         if e.details["purpose"] == "wait"
     ]
     assert waits == []
@@ -173,45 +182,45 @@ def test_order_v2_cancel_sent_before_the_window_opens_is_not_lost(
         "RefundCard",
     ]
     assert [c["refunded"] for c in provider.charges()] == [1]
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_order_v2_without_a_cancel_ships_when_the_thirty_days_are_up(
-    svc: service.Service, demo: Recorder, provider_db: Path, clock: FakeClock
+    dispatcher: Dispatcher, client: Client, demo: Recorder, provider_db: Path, clock: FakeClock
 ) -> None:
-    svc.deploy(loader.load(ORDER_V2))
-    execution_id = svc.start("order", order("S1"), execution_id="order-S1")["id"]
-    drain(svc, demo)
+    client.deploy(loader.load(ORDER_V2))
+    execution_id = client.start("order", order("S1"), execution_id="order-S1")["id"]
+    drain(dispatcher, demo)
     clock.advance(30 * DAY - 1)
-    assert svc.fire_due_timers() == 0
-    assert drain(svc, demo) == 0
+    assert dispatcher.fire_due_timers() == 0
+    assert drain(dispatcher, demo) == 0
     clock.advance(1)
-    assert svc.fire_due_timers() == 1
-    assert drain(svc, demo) == 2
-    view = svc.describe(execution_id)
+    assert dispatcher.fire_due_timers() == 1
+    assert drain(dispatcher, demo) == 2
+    view = client.describe(execution_id)
     assert view["status"] == "SUCCEEDED", view
     assert view["output"]["status"] == "shipped"
-    assert support.entered(svc, execution_id)[-4:] == [
+    assert support.entered(client, execution_id)[-4:] == [
         "CancelWindow",
         "CancelRequested",
         "ShipPackage",
         "SendConfirmationEmail",
     ]
-    assert svc.history(execution_id)[-1].time == clock.now
+    assert client.history(execution_id)[-1].time == clock.now
     assert demo.count("RefundCard") == demo.count("ReleaseInventory") == 0
     (charge,) = provider.charges()
     assert (charge["requests"], charge["refunded"]) == (1, 0)
     assert reservations(provider_db) == [("S1", 0)]
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_a_compensate_state_undoes_completed_tasks_only_in_reverse_order(
-    svc: service.Service, work: Recorder
+    dispatcher: Dispatcher, client: Client, work: Recorder
 ) -> None:
-    support.deploy(svc, actor_flows.SAGA)
-    execution_id = svc.start("saga", {}, execution_id="saga-1")["id"]
-    support.drain(svc, work.registry)
-    view = svc.inspect(execution_id)
+    support.deploy(client, actor_flows.SAGA)
+    execution_id = client.start("saga", {}, execution_id="saga-1")["id"]
+    support.drain(dispatcher, work.registry)
+    view = client.inspect(execution_id)
     assert (view["status"], view["error"]) == ("FAILED", "NoCarrier")
     assert [(c.params.get("tag"), c.params.get("value")) for c in work.calls] == [
         (None, "booked"),
@@ -220,41 +229,41 @@ def test_a_compensate_state_undoes_completed_tasks_only_in_reverse_order(
         ("UndoPay", "paid"),
         ("UndoBook", "booked"),
     ]
-    done = {e.state: e.seq for e in support.history(svc, execution_id, events.TASK_SUCCEEDED)}
+    done = {e.state: e.seq for e in support.history(client, execution_id, events.TASK_SUCCEEDED)}
     assert [c.key for c in work.calls[-2:]] == [
         f"saga-1:Pay:undo:{done['Pay']}",
         f"saga-1:Book:undo:{done['Book']}",
     ]
     assert view["compensated"] == ["Book", "Pay"]
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_compensation_after_a_parallel_covers_the_branches_that_completed(
-    svc: service.Service, work: Recorder
+    dispatcher: Dispatcher, client: Client, work: Recorder
 ) -> None:
     undone: list[Any] = []
     work.add("Undo", lambda params, ctx: undone.append(params["undo"]))
-    support.deploy(svc, TRIP)
-    execution_id = svc.start("trip", {}, execution_id="trip-1")["id"]
+    support.deploy(client, TRIP)
+    execution_id = client.start("trip", {}, execution_id="trip-1")["id"]
     offer = support.offer(work.registry, slots=2)
-    claims = {c.state: c for c in svc.claim(offer)}
+    claims = {c.state: c for c in dispatcher.claim(offer)}
     assert sorted(claims) == ["Flight", "Hotel"]
     # The hotel completes first, then the flight; then the car fails.
     for name in ("Hotel", "Flight"):
-        svc.finish(claims[name], "hand", support.run_claim(claims[name], work.registry))
-    support.drain(svc, work.registry)
+        dispatcher.finish(claims[name], "hand", support.run_claim(claims[name], work.registry))
+    support.drain(dispatcher, work.registry)
 
-    view = svc.inspect(execution_id)
+    view = client.inspect(execution_id)
     assert (view["status"], view["error"]) == ("FAILED", "NoCars")
     assert undone == ["flight", "hotel"]
     assert view["compensated"] == ["Hotel", "Flight"]
-    (plan,) = support.history(svc, execution_id, events.COMPENSATION_SCHEDULED)
+    (plan,) = support.history(client, execution_id, events.COMPENSATION_SCHEDULED)
     assert [s["state"] for s in plan.details["steps"]] == ["Flight", "Hotel"]
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_a_failing_undo_step_is_retried_with_back_off_and_the_same_key(
-    svc: service.Service, recorder: Recorder, clock: FakeClock
+    dispatcher: Dispatcher, client: Client, recorder: Recorder, clock: FakeClock
 ) -> None:
     failures = {"UndoPay": 2}
 
@@ -267,20 +276,20 @@ def test_a_failing_undo_step_is_retried_with_back_off_and_the_same_key(
 
     recorder.add("Actor.Work", flaky)
     work = recorder
-    support.deploy(svc, actor_flows.SAGA)
-    execution_id = svc.start("saga", {}, execution_id="saga-2")["id"]
-    support.drain(svc, work.registry)
+    support.deploy(client, actor_flows.SAGA)
+    execution_id = client.start("saga", {}, execution_id="saga-2")["id"]
+    support.drain(dispatcher, work.registry)
     for _ in range(2):
-        assert svc.describe(execution_id)["status"] == "RUNNING"
+        assert client.describe(execution_id)["status"] == "RUNNING"
         clock.advance(1)  # the undo steps' Retry: every 0.1 s
-        assert svc.fire_due_timers() == 1
-        support.drain(svc, work.registry)
-    view = svc.inspect(execution_id)
+        assert dispatcher.fire_due_timers() == 1
+        support.drain(dispatcher, work.registry)
+    view = client.inspect(execution_id)
     assert (view["status"], view["error"]) == ("FAILED", "NoCarrier")
     pays = [c for c in work.calls if c.params.get("tag") == "UndoPay"]
     assert [c.attempt for c in pays] == [1, 2, 3]
     assert len({c.key for c in pays}) == 1
-    retried = support.history(svc, execution_id, events.RETRY_SCHEDULED)
+    retried = support.history(client, execution_id, events.RETRY_SCHEDULED)
     assert [(e.state, e.details["error"]) for e in retried] == [("Undo", "ConnectionError")] * 2
     assert view["compensated"] == ["Book", "Pay"]
-    support.assert_replays(svc)
+    support.assert_replays(client)

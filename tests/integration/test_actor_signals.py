@@ -12,8 +12,10 @@ from click.testing import CliRunner
 
 from cairn import errors
 from cairn.cli.main import main
+from cairn.client import Client
 from cairn.core import decider, events
-from cairn.runtime import service, tables
+from cairn.runtime import tables
+from cairn.runtime.dispatcher import Dispatcher
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 
@@ -56,22 +58,22 @@ def work(recorder: Recorder) -> Recorder:
 
 
 @pytest.fixture
-def waiter(svc: service.Service) -> service.Service:
-    support.deploy(svc, WAITER)
-    return svc
+def waiter(client: Client) -> Client:
+    support.deploy(client, WAITER)
+    return client
 
 
-def stored(svc: service.Service, execution_id: str) -> tuple[Any, ...]:
+def stored(client: Client, execution_id: str) -> tuple[Any, ...]:
     """Everything a read must leave alone: the execution row and the number of events."""
-    with svc.read() as conn:
+    with client.writer.read() as conn:
         row = conn.execute(
             sa.select(tables.executions).where(tables.executions.c.id == execution_id)
         ).one()
-    return (tuple(row), support.count_rows(svc, tables.events, execution_id))
+    return (tuple(row), support.count_rows(client, tables.events, execution_id))
 
 
 def test_signals_sent_before_the_wait_are_kept_and_consumed_in_arrival_order(
-    waiter: service.Service, work: Recorder
+    dispatcher: Dispatcher, waiter: Client, work: Recorder
 ) -> None:
     execution_id = waiter.start("waiter", {}, execution_id="w-early")["id"]
     # Nothing waits yet: Prepare has not even run.
@@ -83,7 +85,7 @@ def test_signals_sent_before_the_wait_are_kept_and_consumed_in_arrival_order(
         ("approve", {"by": "bob"}),
         ("unrelated", 1),
     ]
-    support.drain(waiter, work.registry)
+    support.drain(dispatcher, work.registry)
 
     view = waiter.inspect(execution_id)
     assert view["status"] == "SUCCEEDED", view
@@ -104,10 +106,10 @@ def test_signals_sent_before_the_wait_are_kept_and_consumed_in_arrival_order(
 
 
 def test_a_signal_ends_a_timed_wait_and_a_wait_without_timer_waits_for_it(
-    waiter: service.Service, work: Recorder, clock: FakeClock
+    dispatcher: Dispatcher, waiter: Client, work: Recorder, clock: FakeClock
 ) -> None:
     execution_id = waiter.start("waiter", {}, execution_id="w-late")["id"]
-    support.drain(waiter, work.registry)
+    support.drain(dispatcher, work.registry)
     view = waiter.inspect(execution_id)
     assert [s["state"] for s in view["states"]] == ["Approval"]
     assert [(t["purpose"], t["due"]) for t in view["timers"]] == [
@@ -130,7 +132,7 @@ def test_a_signal_ends_a_timed_wait_and_a_wait_without_timer_waits_for_it(
 
     # Second waits for the signal alone: time passing changes nothing.
     clock.advance(400 * 86_400)
-    assert waiter.fire_due_timers() == 0
+    assert dispatcher.fire_due_timers() == 0
     assert waiter.describe(execution_id)["status"] == "RUNNING"
     waiter.signal(execution_id, "approve", "twice")
     view = support.wait_closed(waiter, execution_id)
@@ -140,14 +142,14 @@ def test_a_signal_ends_a_timed_wait_and_a_wait_without_timer_waits_for_it(
 
 
 def test_without_a_signal_the_timer_ends_the_wait_with_null(
-    waiter: service.Service, work: Recorder, clock: FakeClock
+    dispatcher: Dispatcher, waiter: Client, work: Recorder, clock: FakeClock
 ) -> None:
     execution_id = waiter.start("waiter", {}, execution_id="w-none")["id"]
-    support.drain(waiter, work.registry)
+    support.drain(dispatcher, work.registry)
     clock.advance(HOUR - 1)
-    assert waiter.fire_due_timers() == 0
+    assert dispatcher.fire_due_timers() == 0
     clock.advance(1)
-    assert waiter.fire_due_timers() == 1
+    assert dispatcher.fire_due_timers() == 1
     view = waiter.inspect(execution_id)
     assert [s["state"] for s in view["states"]] == ["Second"]
     assert view["states"][0]["input"]["got"] is None
@@ -156,7 +158,7 @@ def test_without_a_signal_the_timer_ends_the_wait_with_null(
 
 
 def test_signals_to_closed_or_unknown_executions_are_refused(
-    waiter: service.Service, work: Recorder, db_url: str
+    waiter: Client, work: Recorder, db_url: str
 ) -> None:
     with pytest.raises(errors.NotFound, match="no execution 'nobody'"):
         waiter.signal("nobody", "approve")
@@ -178,10 +180,10 @@ def test_signals_to_closed_or_unknown_executions_are_refused(
 
 
 def test_queries_read_the_current_data_and_never_write(
-    waiter: service.Service, work: Recorder, db_url: str
+    dispatcher: Dispatcher, waiter: Client, work: Recorder, db_url: str
 ) -> None:
     execution_id = waiter.start("waiter", {}, execution_id="w-query")["id"]
-    support.drain(waiter, work.registry)
+    support.drain(dispatcher, work.registry)
     waiter.signal(execution_id, "later", {"n": 1})
     before = stored(waiter, execution_id)
 

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cairn.cli.main import main
+from cairn.client import Client
 from cairn.core import events
-from cairn.runtime import service
 from tests.integration import support
 
 GREET = str(support.DEFINITIONS / "greet.yaml")
@@ -30,7 +30,7 @@ VIEW_FIELDS = {
 
 
 @pytest.fixture
-def cairn(db_url: str, live_svc: service.Service) -> Any:
+def cairn(db_url: str, live_client: Client) -> Any:
     """Run ``cairn --db URL ARGS`` in this process; returns click's Result."""
 
     def invoke(*args: str, input: str | None = None) -> Result:
@@ -56,7 +56,7 @@ def test_deploy_twice_then_definitions(cairn: Any) -> None:
     assert (row["name"], row["version"], row["running"], row["executions"]) == ("greet", 1, 0, 0)
 
 
-def test_start_with_an_id_twice_is_one_execution(cairn: Any, live_svc: service.Service) -> None:
+def test_start_with_an_id_twice_is_one_execution(cairn: Any, live_client: Client) -> None:
     cairn("deploy", GREET)
     args = ("start", "greet", "--id", "g-1", "--input", '{"name": "ann"}', "--json")
     first = as_json(cairn(*args))
@@ -70,14 +70,14 @@ def test_start_with_an_id_twice_is_one_execution(cairn: Any, live_svc: service.S
         "RUNNING",
     )
     assert first["input"] == {"name": "ann"}
-    assert len(support.history(live_svc, "g-1", events.EXECUTION_STARTED)) == 1
+    assert len(support.history(live_client, "g-1", events.EXECUTION_STARTED)) == 1
 
     different = cairn("start", "greet", "--id", "g-1", "--input", '{"name": "bob"}')
     assert different.exit_code == 1
     assert "error: execution 'g-1' already exists" in different.stderr
     assert "Traceback" not in different.output
-    assert len(live_svc.executions()) == 1
-    support.assert_replays(live_svc)
+    assert len(live_client.executions()) == 1
+    support.assert_replays(live_client)
 
 
 def test_start_pins_an_explicit_version(cairn: Any) -> None:
@@ -116,7 +116,7 @@ def test_start_pins_an_explicit_version(cairn: Any) -> None:
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(
-    cairn: Any, live_svc: service.Service, args: tuple[str, ...], message: str
+    cairn: Any, live_client: Client, args: tuple[str, ...], message: str
 ) -> None:
     cairn("deploy", GREET)
     result = cairn(*args)
@@ -124,10 +124,10 @@ def test_bad_input_exits_2_with_one_clear_line(
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.output
-    assert live_svc.executions() == []
+    assert live_client.executions() == []
 
 
-def test_run_prints_the_output_and_exits_0_or_1(cairn: Any, live_svc: service.Service) -> None:
+def test_run_prints_the_output_and_exits_0_or_1(cairn: Any, live_client: Client) -> None:
     ok = cairn("run", GREET, "--activities", FLOWS, "--input", '{"name": "dee"}')
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout) == {"greeting": "hello dee"}
@@ -142,10 +142,10 @@ def test_run_prints_the_output_and_exits_0_or_1(cairn: Any, live_svc: service.Se
     whole = cairn("run", "greet@1", "--activities", FLOWS, "--input", '{"name": "fay"}', "--json")
     view = as_json(whole)
     assert (view["status"], view["output"]) == ("SUCCEEDED", {"greeting": "hello fay"})
-    support.assert_replays(live_svc)
+    support.assert_replays(live_client)
 
 
-def test_describe_history_list_and_replay_as_json(cairn: Any, live_svc: service.Service) -> None:
+def test_describe_history_list_and_replay_as_json(cairn: Any, live_client: Client) -> None:
     cairn("deploy", GREET)
     for name, fail in [("gil", ""), ("hal", "Nope")]:
         run = cairn(
@@ -210,11 +210,11 @@ def test_describe_history_list_and_replay_as_json(cairn: Any, live_svc: service.
     everything = cairn("replay", "--all")
     assert everything.exit_code == 0
     assert len(everything.stdout.splitlines()) == 3
-    support.assert_replays(live_svc)
+    support.assert_replays(live_client)
 
 
-def test_the_console_script_exit_codes(db_url: str, live_svc: service.Service) -> None:
-    support.deploy_file(live_svc, "greet.yaml")
+def test_the_console_script_exit_codes(db_url: str, live_client: Client) -> None:
+    support.deploy_file(live_client, "greet.yaml")
     started = support.cairn(
         "--db", db_url, "start", "greet", "--id", "p-1", "--input", '{"name": "jo"}', "--json"
     )
@@ -230,4 +230,4 @@ def test_the_console_script_exit_codes(db_url: str, live_svc: service.Service) -
     assert invalid.returncode == 2
     assert invalid.stderr.startswith("error: --input: not valid JSON")
     assert "Traceback" not in invalid.stderr
-    support.assert_replays(live_svc)
+    support.assert_replays(live_client)

@@ -15,11 +15,13 @@ import pytest
 from click.testing import CliRunner
 
 from cairn.cli.main import main
+from cairn.client import Client
 from cairn.codeflow import adapter
 from cairn.core import events
 from cairn.definitions import loader
 from cairn.jsontypes import JSON
-from cairn.runtime import service, worker
+from cairn.runtime import worker
+from cairn.runtime.dispatcher import Dispatcher
 from tests.integration import flows, support
 from tests.integration.support import FakeClock, Recorder
 
@@ -53,43 +55,44 @@ SCENARIOS: dict[str, dict[str, JSON]] = {
 
 
 def test_the_code_order_flow_and_v2_leave_the_same_history_on_a_real_database(
-    svc: service.Service,
+    dispatcher: Dispatcher,
+    client: Client,
     clock: FakeClock,
     demo: Recorder,
     provider_db: Path,
     start_worker: Callable[..., worker.Worker],
 ) -> None:
-    svc.deploy(loader.load(ORDER_V2))
+    client.deploy(loader.load(ORDER_V2))
     (code,) = adapter.load(ORDER_CODE)
-    svc.deploy(code.compile())
-    start_worker(svc, demo.registry, queues=QUEUES)
+    client.deploy(code.compile())
+    start_worker(dispatcher, demo.registry, queues=QUEUES)
 
     def holding(execution_id: str) -> bool:
-        return support.entered(svc, execution_id)[-1:] == ["CancelWindow"] and any(
-            t["purpose"] == "wait" for t in svc.inspect(execution_id)["timers"]
+        return support.entered(client, execution_id)[-1:] == ["CancelWindow"] and any(
+            t["purpose"] == "wait" for t in client.inspect(execution_id)["timers"]
         )
 
     for workflow in ("order", "order_code"):
         for name, changes in SCENARIOS.items():
-            svc.start(workflow, order(name, **changes), execution_id=f"{workflow}-{name}")
+            client.start(workflow, order(name, **changes), execution_id=f"{workflow}-{name}")
     for workflow in ("order", "order_code"):
         support.wait_until(functools.partial(holding, f"{workflow}-cancelled"), "the cancel window")
-        svc.signal(f"{workflow}-cancelled", "cancel", {"reason": "changed my mind"})
+        client.signal(f"{workflow}-cancelled", "cancel", {"reason": "changed my mind"})
     waiting = [f"{w}-{name}" for w in ("order", "order_code") for name in ("ships", "unreachable")]
     support.wait_until(lambda: all(holding(i) for i in waiting), "the cancel windows")
     clock.advance(3600)
 
     for name in SCENARIOS:
-        from_yaml = support.wait_closed(svc, f"order-{name}")
-        from_code = support.wait_closed(svc, f"order_code-{name}")
+        from_yaml = support.wait_closed(client, f"order-{name}")
+        from_code = support.wait_closed(client, f"order_code-{name}")
         assert (from_code["status"], from_code["error"]) == (
             from_yaml["status"],
             from_yaml["error"],
         )
         assert (from_code["output"] or {}).keys() == (from_yaml["output"] or {}).keys()
-        shape = [(e.type, e.state, e.scope) for e in svc.history(f"order-{name}")]
-        assert [(e.type, e.state, e.scope) for e in svc.history(f"order_code-{name}")] == shape
-    statuses = {name: svc.describe(f"order_code-{name}")["status"] for name in SCENARIOS}
+        shape = [(e.type, e.state, e.scope) for e in client.history(f"order-{name}")]
+        assert [(e.type, e.state, e.scope) for e in client.history(f"order_code-{name}")] == shape
+    statuses = {name: client.describe(f"order_code-{name}")["status"] for name in SCENARIOS}
     assert statuses == {
         "ships": "SUCCEEDED",
         "cancelled": "SUCCEEDED",
@@ -98,11 +101,11 @@ def test_the_code_order_flow_and_v2_leave_the_same_history_on_a_real_database(
         "unreachable": "FAILED",
         "sold-out": "FAILED",
     }
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_cli_deploys_a_code_workflow_like_yaml_with_the_same_immutability(
-    db_url: str, live_svc: service.Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, live_client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(tmp_path))
     name = f"ship_flow_{uuid.uuid4().hex[:8]}"  # a module name of this test alone
@@ -129,7 +132,7 @@ def test_cli_deploys_a_code_workflow_like_yaml_with_the_same_immutability(
     refused = cairn("deploy", str(changed))
     assert refused.exit_code == 1
     assert "ship version 1 is already deployed with different content" in refused.stderr
-    (row,) = live_svc.definitions("ship")
+    (row,) = live_client.definitions("ship")
     assert row["sha256"].startswith(sha)
 
 
@@ -202,7 +205,7 @@ EXECUTIONS = 4
 @pytest.mark.crash
 def test_executions_finish_as_deployed_after_the_python_flow_is_broken_and_workers_killed(
     db_url: str,
-    live_svc: service.Service,
+    live_client: Client,
     tmp_path: Path,
     calls_file: Path,
     worker_processes: Callable[..., support.WorkerProcess],
@@ -218,7 +221,7 @@ def test_executions_finish_as_deployed_after_the_python_flow_is_broken_and_worke
     deployed = support.cairn("--db", db_url, "deploy", "durable_flow:durable", env=env)
     assert deployed.returncode == 0, deployed.stderr
     jobs = {f"d-{n}": {"n": n, "pause": 0, "items": list(range(n))} for n in range(EXECUTIONS)}
-    ids = [live_svc.start("durable", job, execution_id=key)["id"] for key, job in jobs.items()]
+    ids = [live_client.start("durable", job, execution_id=key)["id"] for key, job in jobs.items()]
     extra = {flows.GATE: str(gate), "PYTHONPATH": env["PYTHONPATH"], "CAIRN_TEST_MARKS": str(marks)}
     first = worker_processes(db_url, *WORKER_ARGS, "--concurrency", str(EXECUTIONS), **extra)
 
@@ -241,17 +244,17 @@ def test_executions_finish_as_deployed_after_the_python_flow_is_broken_and_worke
     gate.touch()
     second = worker_processes(db_url, *WORKER_ARGS, **extra)
     for n, execution_id in enumerate(ids):
-        view = support.wait_closed(live_svc, execution_id)
+        view = support.wait_closed(live_client, execution_id)
         assert view["status"] == "SUCCEEDED", view
         assert view["output"] == {
             "n": n,
             "doubled": [10 * x for x in range(n)],
             "words": ["left", "right"],
         }
-        entered = support.entered(live_svc, execution_id)
+        entered = support.entered(live_client, execution_id)
         assert entered[:3] == ["Code.Prepare", "Code.Hold", "Big?"]
         assert ("Pause" in entered) == (n >= 2)
-        timed_out = support.history(live_svc, execution_id, events.TASK_TIMED_OUT)
+        timed_out = support.history(live_client, execution_id, events.TASK_TIMED_OUT)
         assert [(e.state, e.details["error"]) for e in timed_out] == [
             ("Code.Hold", "States.HeartbeatTimeout")
         ]
@@ -268,4 +271,4 @@ def test_executions_finish_as_deployed_after_the_python_flow_is_broken_and_worke
     assert [key for key, count in support.per_key(done).items() if count != 1] == []
     assert sorted(p.name for p in marks.iterdir()) == []  # no worker imported the flow
     assert second.stop() == 0, second.output
-    support.assert_replays(live_svc)
+    support.assert_replays(live_client)

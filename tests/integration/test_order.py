@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 from activities import provider
+from cairn.client import Client
 from cairn.core import decider, events
 from cairn.definitions import loader
-from cairn.runtime import service, tables, worker
+from cairn.runtime import tables, worker
+from cairn.runtime.dispatcher import Dispatcher
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 
@@ -23,16 +25,17 @@ QUEUES = ("default", "payments")
 
 
 @pytest.fixture
-def order_svc(
-    live_svc: service.Service,
+def order_client(
+    live_dispatcher: Dispatcher,
+    live_client: Client,
     demo: Recorder,
     provider_db: Path,
     start_worker: Callable[..., worker.Worker],
-) -> service.Service:
-    """A service with order@1 deployed and a worker serving both of its queues."""
-    live_svc.deploy(loader.load(ORDER_V1))
-    start_worker(live_svc, demo.registry, queues=QUEUES)
-    return live_svc
+) -> Client:
+    """A client with order@1 deployed and a worker serving both of its queues."""
+    live_client.deploy(loader.load(ORDER_V1))
+    start_worker(live_dispatcher, demo.registry, queues=QUEUES)
+    return live_client
 
 
 def order(order_id: str, **changes: Any) -> dict[str, Any]:
@@ -53,13 +56,13 @@ def provider_rows(path: Path, query: str) -> list[tuple[Any, ...]]:
 
 
 def test_orders_succeed_and_each_card_is_charged_once(
-    order_svc: service.Service, demo: Recorder, provider_db: Path
+    order_client: Client, demo: Recorder, provider_db: Path
 ) -> None:
     started = [
-        order_svc.start("order", order(f"A{n}"), execution_id=f"order-A{n}") for n in range(4)
+        order_client.start("order", order(f"A{n}"), execution_id=f"order-A{n}") for n in range(4)
     ]
     for execution in started:
-        view = support.wait_closed(order_svc, execution["id"])
+        view = support.wait_closed(order_client, execution["id"])
         assert view["status"] == "SUCCEEDED", view
         charge = next(c for c in provider.charges() if c["order_id"] == view["input"]["order_id"])
         assert view["output"] == {
@@ -68,7 +71,7 @@ def test_orders_succeed_and_each_card_is_charged_once(
             "charge_id": charge["charge_id"],
             "tracking_number": "TRK-" + execution["id"][:12].upper(),
         }
-        assert support.entered(order_svc, execution["id"]) == [
+        assert support.entered(order_client, execution["id"]) == [
             "ChargeCard",
             "ReserveInventory",
             "ShipPackage",
@@ -81,52 +84,52 @@ def test_orders_succeed_and_each_card_is_charged_once(
     assert all(c["requests"] == 1 and not c["refunded"] for c in books)
     assert demo.count("ChargeCard") == 4
     assert len(provider_rows(provider_db, "SELECT * FROM outbox")) == 4
-    support.assert_replays(order_svc)
+    support.assert_replays(order_client)
 
 
 def test_a_declined_card_fails_the_order_with_payment_declined(
-    order_svc: service.Service, demo: Recorder
+    order_client: Client, demo: Recorder
 ) -> None:
-    execution = order_svc.start("order", order("D1", card="declined"))
-    view = support.wait_closed(order_svc, execution["id"])
+    execution = order_client.start("order", order("D1", card="declined"))
+    view = support.wait_closed(order_client, execution["id"])
     assert view["status"] == "FAILED"
     assert (view["error"], view["cause"]) == (
         "PaymentDeclined",
         "The card was declined; nothing was charged.",
     )
-    failed = support.history(order_svc, execution["id"], events.TASK_FAILED)
+    failed = support.history(order_client, execution["id"], events.TASK_FAILED)
     assert [(e.details["error"], e.details["cause"]) for e in failed] == [
         ("CardDeclined", "the issuer declined the card")
     ]
-    assert support.entered(order_svc, execution["id"]) == ["ChargeCard", "PaymentDeclined"]
+    assert support.entered(order_client, execution["id"]) == ["ChargeCard", "PaymentDeclined"]
     assert demo.count() == demo.count("ChargeCard") == 1
     assert provider.charges() == []
-    support.assert_replays(order_svc)
+    support.assert_replays(order_client)
 
 
 def test_a_failure_after_the_charge_refunds_and_releases_in_reverse_order(
-    order_svc: service.Service, demo: Recorder, provider_db: Path
+    order_client: Client, demo: Recorder, provider_db: Path
 ) -> None:
-    execution = order_svc.start("order", order("U1", address="unreachable"))
-    view = support.wait_closed(order_svc, execution["id"])
+    execution = order_client.start("order", order("U1", address="unreachable"))
+    view = support.wait_closed(order_client, execution["id"])
     assert view["status"] == "FAILED"
     assert (view["error"], view["cause"]) == (
         "AddressUnreachable",
         "no carrier serves this address",
     )
     execution_id = execution["id"]
-    assert support.entered(order_svc, execution_id) == [
+    assert support.entered(order_client, execution_id) == [
         "ChargeCard",
         "ReserveInventory",
         "ShipPackage",
         "UndoOrder",
         "OrderFailed",
     ]
-    (plan,) = support.history(order_svc, execution_id, events.COMPENSATION_SCHEDULED)
+    (plan,) = support.history(order_client, execution_id, events.COMPENSATION_SCHEDULED)
     assert [step["state"] for step in plan.details["steps"]] == ["ReserveInventory", "ChargeCard"]
     undo = [
         e.details["activity"]
-        for e in support.history(order_svc, execution_id, events.TASK_SCHEDULED)
+        for e in support.history(order_client, execution_id, events.TASK_SCHEDULED)
         if e.state == "UndoOrder"
     ]
     assert undo == ["ReleaseInventory", "RefundCard"]
@@ -140,35 +143,36 @@ def test_a_failure_after_the_charge_refunds_and_releases_in_reverse_order(
     (charge,) = provider.charges()
     assert (charge["requests"], charge["refunded"]) == (1, 1)
     assert provider_rows(provider_db, "SELECT released FROM reservations") == [(1,)]
-    assert order_svc.inspect(execution_id)["compensated"] == ["ChargeCard", "ReserveInventory"]
-    support.assert_replays(order_svc)
+    assert order_client.inspect(execution_id)["compensated"] == ["ChargeCard", "ReserveInventory"]
+    support.assert_replays(order_client)
 
 
 def test_order_v2_holds_for_a_thirty_day_cancel_window(
-    svc: service.Service,
+    dispatcher: Dispatcher,
+    client: Client,
     clock: FakeClock,
     demo: Recorder,
     provider_db: Path,
     start_worker: Callable[..., worker.Worker],
 ) -> None:
-    svc.deploy(loader.load(ORDER_V1))
-    svc.deploy(loader.load(ORDER_V2))
-    start_worker(svc, demo.registry, queues=QUEUES)
+    client.deploy(loader.load(ORDER_V1))
+    client.deploy(loader.load(ORDER_V2))
+    start_worker(dispatcher, demo.registry, queues=QUEUES)
 
     def holding(execution_id: str) -> bool:
-        return support.entered(svc, execution_id)[-1:] == ["CancelWindow"]
+        return support.entered(client, execution_id)[-1:] == ["CancelWindow"]
 
     # Cancelled during the window: the stock is released and the card refunded.
-    cancelled = svc.start("order", order("C1"))
+    cancelled = client.start("order", order("C1"))
     assert cancelled["version"] == 2
     support.wait_until(lambda: holding(cancelled["id"]), "the cancel window")
-    timers = {t["purpose"]: t["due"] for t in svc.inspect(cancelled["id"])["timers"]}
+    timers = {t["purpose"]: t["due"] for t in client.inspect(cancelled["id"])["timers"]}
     assert timers == {
         "wait": decider.iso(clock.now + 30 * DAY),
         "execution": decider.iso(clock.now + 40 * DAY),  # the workflow's TimeoutSeconds
     }
-    svc.signal(cancelled["id"], "cancel", {"reason": "changed my mind"})
-    view = support.wait_closed(svc, cancelled["id"])
+    client.signal(cancelled["id"], "cancel", {"reason": "changed my mind"})
+    view = support.wait_closed(client, cancelled["id"])
     assert (view["status"], view["output"]) == (
         "SUCCEEDED",
         {"order_id": "C1", "status": "cancelled", "reason": "changed my mind"},
@@ -177,17 +181,17 @@ def test_order_v2_holds_for_a_thirty_day_cancel_window(
     assert provider_rows(provider_db, "SELECT refunded FROM charges") == [(1,)]
 
     # Not cancelled: thirty days later the order ships, without anyone waiting in between.
-    shipped = svc.start("order", order("S1"))
+    shipped = client.start("order", order("S1"))
     support.wait_until(lambda: holding(shipped["id"]), "the cancel window")
-    assert support.count_rows(svc, tables.tasks) == 0
+    assert support.count_rows(client, tables.tasks) == 0
     clock.advance(30 * DAY)
-    view = support.wait_closed(svc, shipped["id"])
+    view = support.wait_closed(client, shipped["id"])
     assert view["status"] == "SUCCEEDED", view
     assert view["output"]["status"] == "shipped"
-    assert support.entered(svc, shipped["id"])[-3:] == [
+    assert support.entered(client, shipped["id"])[-3:] == [
         "CancelRequested",
         "ShipPackage",
         "SendConfirmationEmail",
     ]
     assert [c["requests"] for c in provider.charges()] == [1, 1]
-    support.assert_replays(svc)
+    support.assert_replays(client)

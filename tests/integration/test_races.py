@@ -17,8 +17,10 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from cairn.client import Client
 from cairn.core import events
-from cairn.runtime import service, store, tables
+from cairn.runtime import store, tables
+from cairn.runtime.dispatcher import Dispatcher
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 
@@ -117,44 +119,46 @@ def work(recorder: Recorder) -> Recorder:
 
 
 def test_a_timer_firing_as_the_signal_arrives(
-    svc: service.Service,
+    dispatcher: Dispatcher,
+    client: Client,
     clock: FakeClock,
     db_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    support.deploy(svc, WAIT)
-    execution_id = svc.start("hold", {})["id"]
+    support.deploy(client, WAIT)
+    execution_id = client.start("hold", {})["id"]
     clock.advance(10)
     race(
         monkeypatch,
         db_url,
-        svc.fire_due_timers,
-        lambda: svc.signal(execution_id, "go", "late"),
+        dispatcher.fire_due_timers,
+        lambda: client.signal(execution_id, "go", "late"),
     )
-    types = support.types_of(svc, execution_id)
+    types = support.types_of(client, execution_id)
     assert types.count(events.TIMER_FIRED) == 1
     assert events.SIGNAL_RECEIVED in types
-    assert support.entered(svc, execution_id) == ["Hold", "Work"]
-    support.assert_replays(svc)
+    assert support.entered(client, execution_id) == ["Hold", "Work"]
+    support.assert_replays(client)
 
 
 def test_a_task_finishing_as_the_execution_is_cancelled(
-    svc: service.Service,
+    dispatcher: Dispatcher,
+    client: Client,
     work: Recorder,
     db_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    support.deploy(svc, TWO_TASKS)
-    execution_id = svc.start("two", {"n": 1})["id"]
-    (claim,) = svc.claim(support.offer(work.registry, "w1"))
+    support.deploy(client, TWO_TASKS)
+    execution_id = client.start("two", {"n": 1})["id"]
+    (claim,) = dispatcher.claim(support.offer(work.registry, "w1"))
     outcome = support.run_claim(claim, work.registry)
     race(
         monkeypatch,
         db_url,
-        lambda: svc.finish(claim, "w1", outcome),
-        lambda: svc.cancel(execution_id, "no longer needed"),
+        lambda: dispatcher.finish(claim, "w1", outcome),
+        lambda: client.cancel(execution_id, "no longer needed"),
     )
-    view = svc.describe(execution_id)
+    view = client.describe(execution_id)
     assert (view["status"], view["cause"]) == ("CANCELLED", "no longer needed")
-    assert support.count_rows(svc, tables.tasks) == 0
-    support.assert_replays(svc)
+    assert support.count_rows(client, tables.tasks) == 0
+    support.assert_replays(client)

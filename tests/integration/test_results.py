@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from cairn import ActivityError
+from cairn.client import Client
 from cairn.core import events
-from cairn.runtime import service, worker
+from cairn.runtime import worker
+from cairn.runtime.dispatcher import Dispatcher
 from cairn.runtime.invoke import PAYLOAD_LIMIT
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
@@ -53,15 +55,15 @@ States:
 
 
 def run_to_end(
-    svc: service.Service, clock: FakeClock, recorder: Recorder, execution_id: str
+    dispatcher: Dispatcher, client: Client, clock: FakeClock, recorder: Recorder, execution_id: str
 ) -> dict[str, Any]:
     """Work the execution by hand, firing retry timers, until it closes."""
     for _ in range(20):
-        support.drain(svc, recorder.registry)
+        support.drain(dispatcher, recorder.registry)
         clock.advance(3600)
-        if not svc.fire_due_timers():
+        if not dispatcher.fire_due_timers():
             break
-    view = svc.describe(execution_id)
+    view = client.describe(execution_id)
     assert view["status"] != "RUNNING"
     return view
 
@@ -76,29 +78,34 @@ def run_to_end(
     ids=["object", "set", "nan"],
 )
 def test_a_result_that_is_not_json_fails_the_task_with_states_runtime(
-    svc: service.Service, clock: FakeClock, recorder: Recorder, result: Any, detail: str
+    dispatcher: Dispatcher,
+    client: Client,
+    clock: FakeClock,
+    recorder: Recorder,
+    result: Any,
+    detail: str,
 ) -> None:
     recorder.add("Call", lambda params, ctx: result)
-    support.deploy(svc, ONE_TASK)
-    execution_id = svc.start("one", {})["id"]
-    view = run_to_end(svc, clock, recorder, execution_id)
+    support.deploy(client, ONE_TASK)
+    execution_id = client.start("one", {})["id"]
+    view = run_to_end(dispatcher, client, clock, recorder, execution_id)
     assert (view["status"], view["error"]) == ("FAILED", "States.Runtime")
     assert view["cause"].startswith("activity Call returned a result that is not JSON")
     assert detail in view["cause"]
     assert recorder.count() == 1  # never retried, not even by a States.ALL rule
-    assert events.RETRY_SCHEDULED not in support.types_of(svc, execution_id)
-    support.assert_replays(svc)
+    assert events.RETRY_SCHEDULED not in support.types_of(client, execution_id)
+    support.assert_replays(client)
 
 
 @pytest.mark.parametrize("extra", [0, 1], ids=["at-the-limit", "one-byte-over"])
 def test_a_result_over_256_kib_fails_with_states_data_limit_exceeded(
-    svc: service.Service, clock: FakeClock, recorder: Recorder, extra: int
+    dispatcher: Dispatcher, client: Client, clock: FakeClock, recorder: Recorder, extra: int
 ) -> None:
     text = "x" * (PAYLOAD_LIMIT - 2 + extra)  # a JSON string: the text plus two quotes
     recorder.add("Call", lambda params, ctx: text)
-    support.deploy(svc, ONE_TASK)
-    execution_id = svc.start("one", {})["id"]
-    view = run_to_end(svc, clock, recorder, execution_id)
+    support.deploy(client, ONE_TASK)
+    execution_id = client.start("one", {})["id"]
+    view = run_to_end(dispatcher, client, clock, recorder, execution_id)
     if extra == 0:
         assert view["status"] == "SUCCEEDED"
         assert view["output"] == text
@@ -108,82 +115,85 @@ def test_a_result_over_256_kib_fails_with_states_data_limit_exceeded(
             f"activity Call returned {PAYLOAD_LIMIT + 1} bytes; the limit is 256 KiB"
         )
     assert recorder.count() == 1
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_an_async_activity_runs_on_a_worker(
-    svc: service.Service, recorder: Recorder, start_worker: Callable[..., worker.Worker]
+    dispatcher: Dispatcher,
+    client: Client,
+    recorder: Recorder,
+    start_worker: Callable[..., worker.Worker],
 ) -> None:
     @recorder.activity("Call")
     async def call(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
         await asyncio.sleep(0)
         return {"doubled": params["n"] * 2, "key": ctx.idempotency_key}
 
-    support.deploy(svc, ONE_TASK)
-    ids = [svc.start("one", {"n": n})["id"] for n in range(3)]
-    start_worker(svc, recorder.registry)
+    support.deploy(client, ONE_TASK)
+    ids = [client.start("one", {"n": n})["id"] for n in range(3)]
+    start_worker(dispatcher, recorder.registry)
     for n, execution_id in enumerate(ids):
-        view = support.wait_closed(svc, execution_id)
+        view = support.wait_closed(client, execution_id)
         assert view["status"] == "SUCCEEDED"
         assert view["output"] == {"doubled": 2 * n, "key": f"{execution_id}:Call:1"}
     assert recorder.count() == 3
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_a_non_retryable_activity_error_skips_the_retries(
-    svc: service.Service, clock: FakeClock, recorder: Recorder
+    dispatcher: Dispatcher, client: Client, clock: FakeClock, recorder: Recorder
 ) -> None:
     @recorder.activity("Call")
     def call(params: dict[str, Any], ctx: Any) -> None:
         raise ActivityError("Refused", "the order is closed", retryable=params["retryable"])
 
-    support.deploy(svc, ONE_TASK)
-    final = svc.start("one", {"retryable": False})["id"]
-    view = run_to_end(svc, clock, recorder, final)
+    support.deploy(client, ONE_TASK)
+    final = client.start("one", {"retryable": False})["id"]
+    view = run_to_end(dispatcher, client, clock, recorder, final)
     assert (view["status"], view["error"], view["cause"]) == (
         "FAILED",
         "Refused",
         "the order is closed",
     )
     assert recorder.count() == 1
-    assert events.RETRY_SCHEDULED not in support.types_of(svc, final)
+    assert events.RETRY_SCHEDULED not in support.types_of(client, final)
 
-    retried = svc.start("one", {"retryable": True})["id"]
-    view = run_to_end(svc, clock, recorder, retried)
+    retried = client.start("one", {"retryable": True})["id"]
+    view = run_to_end(dispatcher, client, clock, recorder, retried)
     assert (view["status"], view["error"]) == ("FAILED", "Refused")
     assert recorder.count() == 1 + 4  # the first attempt and three retries
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_a_non_retryable_error_is_still_caught(
-    svc: service.Service, clock: FakeClock, recorder: Recorder
+    dispatcher: Dispatcher, client: Client, clock: FakeClock, recorder: Recorder
 ) -> None:
     @recorder.activity("Call")
     def call(params: dict[str, Any], ctx: Any) -> None:
         raise ActivityError("Refused", "the order is closed", retryable=False)
 
-    support.deploy(svc, CAUGHT)
-    execution_id = svc.start("caught", {"order": 1})["id"]
-    view = run_to_end(svc, clock, recorder, execution_id)
+    support.deploy(client, CAUGHT)
+    execution_id = client.start("caught", {"order": 1})["id"]
+    view = run_to_end(dispatcher, client, clock, recorder, execution_id)
     assert view["status"] == "SUCCEEDED"
     assert view["output"] == {
         "order": 1,
         "problem": {"Error": "Refused", "Cause": "the order is closed"},
     }
     assert recorder.count() == 1
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_an_exception_is_named_after_its_class(
-    svc: service.Service, clock: FakeClock, recorder: Recorder
+    dispatcher: Dispatcher, client: Client, clock: FakeClock, recorder: Recorder
 ) -> None:
     @recorder.activity("Call")
     def call(params: dict[str, Any], ctx: Any) -> None:
         raise KeyError("sku")
 
-    support.deploy(svc, ONE_TASK)
-    execution_id = svc.start("one", {})["id"]
-    view = run_to_end(svc, clock, recorder, execution_id)
+    support.deploy(client, ONE_TASK)
+    execution_id = client.start("one", {})["id"]
+    view = run_to_end(dispatcher, client, clock, recorder, execution_id)
     assert (view["status"], view["error"], view["cause"]) == ("FAILED", "KeyError", "'sku'")
     assert [c.attempt for c in recorder.calls] == [1, 2, 3, 4]
-    support.assert_replays(svc)
+    support.assert_replays(client)

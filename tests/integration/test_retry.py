@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from cairn.client import Client
 from cairn.core import events
-from cairn.runtime import service, tables
+from cairn.runtime import tables
+from cairn.runtime.dispatcher import Dispatcher
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 
@@ -45,95 +47,95 @@ def flaky(recorder: Recorder) -> Recorder:
     return recorder
 
 
-def latest(svc: service.Service, execution_id: str, kind: str) -> events.Event:
-    return support.history(svc, execution_id, kind)[-1]
+def latest(client: Client, execution_id: str, kind: str) -> events.Event:
+    return support.history(client, execution_id, kind)[-1]
 
 
-def due_times(svc: service.Service) -> list[float]:
+def due_times(client: Client) -> list[float]:
     import sqlalchemy as sa
 
-    with svc.read() as conn:
+    with client.writer.read() as conn:
         return [r.due_at for r in conn.execute(sa.select(tables.timers.c.due_at))]
 
 
 def test_back_off_grows_by_the_rate_up_to_the_cap(
-    svc: service.Service, clock: FakeClock, flaky: Recorder
+    dispatcher: Dispatcher, client: Client, clock: FakeClock, flaky: Recorder
 ) -> None:
-    support.deploy(svc, FLAKY.format(attempts=5, jitter=""))
-    execution_id = svc.start("flaky", {"succeed_on": 5})["id"]
+    support.deploy(client, FLAKY.format(attempts=5, jitter=""))
+    execution_id = client.start("flaky", {"succeed_on": 5})["id"]
     offer = support.offer(flaky.registry)
     expected = [2.0, 6.0, 18.0, 30.0]  # 2 * 3^n, the last capped by MaxDelaySeconds
     keys = set()
     for n, delay in enumerate(expected):
-        (claim,) = svc.claim(offer)
+        (claim,) = dispatcher.claim(offer)
         assert claim.attempt == n + 1
         keys.add(claim.key)
         outcome = support.run_claim(claim, flaky.registry)
         assert isinstance(outcome, events.FailTask)
         assert (outcome.error, outcome.cause) == ("Boom", f"attempt {n + 1} failed")
-        assert svc.finish(claim, "hand", outcome) == []
+        assert dispatcher.finish(claim, "hand", outcome) == []
 
-        retry = latest(svc, execution_id, events.RETRY_SCHEDULED)
+        retry = latest(client, execution_id, events.RETRY_SCHEDULED)
         assert (retry.details["retry"], retry.details["delay"]) == (n + 1, delay)
         assert retry.details["error"] == "Boom"
-        timer = latest(svc, execution_id, events.TIMER_STARTED)
+        timer = latest(client, execution_id, events.TIMER_STARTED)
         assert timer.details["purpose"] == "retry"
         assert timer.details["due"] == clock.now + delay
-        assert due_times(svc) == [clock.now + delay]
-        assert support.count_rows(svc, tables.tasks) == 0
+        assert due_times(client) == [clock.now + delay]
+        assert support.count_rows(client, tables.tasks) == 0
 
         # Not claimable, and the timer does not fire, a moment before it is due.
         clock.advance(delay - 0.25)
-        assert svc.fire_due_timers() == 0
-        assert svc.claim(offer) == []
+        assert dispatcher.fire_due_timers() == 0
+        assert dispatcher.claim(offer) == []
         clock.advance(0.25)
-        assert svc.fire_due_timers() == 1
-        assert due_times(svc) == []
+        assert dispatcher.fire_due_timers() == 1
+        assert due_times(client) == []
 
-    (claim,) = svc.claim(offer)
+    (claim,) = dispatcher.claim(offer)
     assert claim.attempt == 5
-    assert svc.finish(claim, "hand", support.run_claim(claim, flaky.registry)) == []
-    view = svc.describe(execution_id)
+    assert dispatcher.finish(claim, "hand", support.run_claim(claim, flaky.registry)) == []
+    view = client.describe(execution_id)
     assert (view["status"], view["output"]) == ("SUCCEEDED", {"attempt": 5})
     # Every attempt of one entry of the state carries one idempotency key.
     assert keys == {f"{execution_id}:Call:1"}
     assert [c.attempt for c in flaky.calls] == [1, 2, 3, 4, 5]
-    scheduled = support.history(svc, execution_id, events.TASK_SCHEDULED)
+    scheduled = support.history(client, execution_id, events.TASK_SCHEDULED)
     assert [e.details["attempt"] for e in scheduled] == [1, 2, 3, 4, 5]
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_retries_stop_after_max_attempts(
-    svc: service.Service, clock: FakeClock, flaky: Recorder
+    dispatcher: Dispatcher, client: Client, clock: FakeClock, flaky: Recorder
 ) -> None:
-    support.deploy(svc, FLAKY.format(attempts=2, jitter=""))
-    execution_id = svc.start("flaky", {})["id"]
+    support.deploy(client, FLAKY.format(attempts=2, jitter=""))
+    execution_id = client.start("flaky", {})["id"]
     for _ in range(3):
-        support.work_one(svc, flaky.registry)
+        support.work_one(dispatcher, flaky.registry)
         clock.advance(60)
-        svc.fire_due_timers()
-    assert svc.claim(support.offer(flaky.registry)) == []
-    view = svc.describe(execution_id)
+        dispatcher.fire_due_timers()
+    assert dispatcher.claim(support.offer(flaky.registry)) == []
+    view = client.describe(execution_id)
     assert (view["status"], view["error"], view["cause"]) == ("FAILED", "Boom", "attempt 3 failed")
     assert flaky.count() == 3
-    assert len(support.history(svc, execution_id, events.RETRY_SCHEDULED)) == 2
-    support.assert_replays(svc)
+    assert len(support.history(client, execution_id, events.RETRY_SCHEDULED)) == 2
+    support.assert_replays(client)
 
 
 def test_full_jitter_stays_within_the_back_off_and_is_recorded(
-    svc: service.Service, clock: FakeClock, flaky: Recorder
+    dispatcher: Dispatcher, client: Client, clock: FakeClock, flaky: Recorder
 ) -> None:
-    support.deploy(svc, FLAKY.format(attempts=5, jitter="\n        JitterStrategy: FULL"))
-    execution_id = svc.start("flaky", {"succeed_on": 4})["id"]
+    support.deploy(client, FLAKY.format(attempts=5, jitter="\n        JitterStrategy: FULL"))
+    execution_id = client.start("flaky", {"succeed_on": 4})["id"]
     for n in range(3):
-        support.work_one(svc, flaky.registry)
-        retry = latest(svc, execution_id, events.RETRY_SCHEDULED)
+        support.work_one(dispatcher, flaky.registry)
+        retry = latest(client, execution_id, events.RETRY_SCHEDULED)
         delay = retry.details["delay"]
         assert 0 <= delay <= min(2 * 3**n, 30)
-        timer = latest(svc, execution_id, events.TIMER_STARTED)
+        timer = latest(client, execution_id, events.TIMER_STARTED)
         assert timer.details["due"] == pytest.approx(clock.now + delay)
         clock.advance(delay)
-        assert svc.fire_due_timers() == 1
-    support.work_one(svc, flaky.registry)
-    assert svc.describe(execution_id)["status"] == "SUCCEEDED"
-    support.assert_replays(svc)
+        assert dispatcher.fire_due_timers() == 1
+    support.work_one(dispatcher, flaky.registry)
+    assert client.describe(execution_id)["status"] == "SUCCEEDED"
+    support.assert_replays(client)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cairn import errors
+from cairn.client import Client
 from cairn.core import events
-from cairn.runtime import service, tables
+from cairn.runtime import tables
 from tests.integration import support
 
 FLOW = """
@@ -27,30 +28,30 @@ States:
 """
 
 
-def test_the_same_id_and_input_returns_the_existing_execution(svc: service.Service) -> None:
-    support.deploy(svc, FLOW)
-    first = svc.start("checked", {"order_id": "A1", "total": 5}, execution_id="order-A1")
-    again = svc.start("checked", {"total": 5, "order_id": "A1"}, execution_id="order-A1")
+def test_the_same_id_and_input_returns_the_existing_execution(client: Client) -> None:
+    support.deploy(client, FLOW)
+    first = client.start("checked", {"order_id": "A1", "total": 5}, execution_id="order-A1")
+    again = client.start("checked", {"total": 5, "order_id": "A1"}, execution_id="order-A1")
     assert again["id"] == first["id"] == "order-A1"
     assert {k: again[k] for k in ("workflow", "version", "status", "input", "started_at")} == {
         k: first[k] for k in ("workflow", "version", "status", "input", "started_at")
     }
-    started = support.history(svc, "order-A1", events.EXECUTION_STARTED)
+    started = support.history(client, "order-A1", events.EXECUTION_STARTED)
     assert len(started) == 1
-    assert len(svc.executions()) == 1
-    assert support.count_rows(svc, tables.timers) == 1
-    support.assert_replays(svc)
+    assert len(client.executions()) == 1
+    assert support.count_rows(client, tables.timers) == 1
+    support.assert_replays(client)
 
 
-def test_the_same_id_with_a_different_input_is_refused(svc: service.Service) -> None:
-    support.deploy(svc, FLOW)
-    svc.start("checked", {"order_id": "A1", "total": 5}, execution_id="order-A1")
-    before = support.types_of(svc, "order-A1")
+def test_the_same_id_with_a_different_input_is_refused(client: Client) -> None:
+    support.deploy(client, FLOW)
+    client.start("checked", {"order_id": "A1", "total": 5}, execution_id="order-A1")
+    before = support.types_of(client, "order-A1")
     with pytest.raises(errors.Conflict, match="'order-A1' already exists"):
-        svc.start("checked", {"order_id": "A1", "total": 6}, execution_id="order-A1")
-    assert support.types_of(svc, "order-A1") == before
-    assert svc.describe("order-A1")["input"] == {"order_id": "A1", "total": 5}
-    support.assert_replays(svc)
+        client.start("checked", {"order_id": "A1", "total": 6}, execution_id="order-A1")
+    assert support.types_of(client, "order-A1") == before
+    assert client.describe("order-A1")["input"] == {"order_id": "A1", "total": 5}
+    support.assert_replays(client)
 
 
 @pytest.mark.parametrize(
@@ -63,25 +64,27 @@ def test_the_same_id_with_a_different_input_is_refused(svc: service.Service) -> 
     ],
 )
 def test_input_that_breaks_the_input_schema_starts_nothing(
-    svc: service.Service, bad: object, message: str
+    client: Client, bad: object, message: str
 ) -> None:
-    support.deploy(svc, FLOW)
+    support.deploy(client, FLOW)
     with pytest.raises(errors.InvalidInput, match=message) as caught:
-        svc.start("checked", bad, execution_id="bad")
+        client.start("checked", bad, execution_id="bad")
     assert "InputSchema of checked@1" in str(caught.value)
     assert caught.value.exit_code == 2
-    assert svc.executions() == []
-    assert support.count_rows(svc, tables.events) == 0
-    assert support.count_rows(svc, tables.timers) == 0
+    assert client.executions() == []
+    assert support.count_rows(client, tables.events) == 0
+    assert support.count_rows(client, tables.timers) == 0
     with pytest.raises(errors.NotFound):
-        svc.describe("bad")
+        client.describe("bad")
     # The id stays free for a correct start.
-    assert svc.start("checked", {"order_id": "A1", "total": 1}, execution_id="bad")["id"] == "bad"
-    support.assert_replays(svc)
+    assert (
+        client.start("checked", {"order_id": "A1", "total": 1}, execution_id="bad")["id"] == "bad"
+    )
+    support.assert_replays(client)
 
 
-def test_an_unknown_workflow_is_not_found(svc: service.Service) -> None:
+def test_an_unknown_workflow_is_not_found(client: Client) -> None:
     with pytest.raises(errors.NotFound, match="no workflow nothing is deployed"):
-        svc.start("nothing", {})
-    assert svc.executions() == []
-    support.assert_replays(svc)
+        client.start("nothing", {})
+    assert client.executions() == []
+    support.assert_replays(client)

@@ -7,8 +7,10 @@ from collections.abc import Callable
 import pytest
 
 from cairn import errors
+from cairn.client import Client
 from cairn.core import events
-from cairn.runtime import service, tables, worker
+from cairn.runtime import tables, worker
+from cairn.runtime.dispatcher import Dispatcher
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 
@@ -56,98 +58,99 @@ def echo(recorder: Recorder) -> Recorder:
 
 
 def test_a_thirty_day_wait_is_one_timer_row_fired_once_due(
-    svc: service.Service, clock: FakeClock, echo: Recorder
+    dispatcher: Dispatcher, client: Client, clock: FakeClock, echo: Recorder
 ) -> None:
-    support.deploy(svc, MONTH)
-    execution_id = svc.start("month", {"n": 1})["id"]
-    assert support.types_of(svc, execution_id) == [
+    support.deploy(client, MONTH)
+    execution_id = client.start("month", {"n": 1})["id"]
+    assert support.types_of(client, execution_id) == [
         events.EXECUTION_STARTED,
         events.STATE_ENTERED,
         events.TIMER_STARTED,
     ]
-    assert support.count_rows(svc, tables.timers) == 1
-    assert support.count_rows(svc, tables.tasks) == 0
-    (timer,) = svc.inspect(execution_id)["timers"]
+    assert support.count_rows(client, tables.timers) == 1
+    assert support.count_rows(client, tables.tasks) == 0
+    (timer,) = client.inspect(execution_id)["timers"]
     assert (timer["purpose"], timer["due"]) == ("wait", "2026-01-31T00:00:00Z")
 
     clock.advance(30 * DAY - 1)
-    assert svc.fire_due_timers() == 0
-    assert svc.describe(execution_id)["status"] == "RUNNING"
+    assert dispatcher.fire_due_timers() == 0
+    assert client.describe(execution_id)["status"] == "RUNNING"
     clock.advance(1)
-    assert svc.fire_due_timers() == 1
-    assert support.count_rows(svc, tables.timers) == 0
-    support.work_one(svc, echo.registry)
-    view = svc.describe(execution_id)
+    assert dispatcher.fire_due_timers() == 1
+    assert support.count_rows(client, tables.timers) == 0
+    support.work_one(dispatcher, echo.registry)
+    view = client.describe(execution_id)
     assert (view["status"], view["output"]) == ("SUCCEEDED", {"n": 1})
-    assert support.entered(svc, execution_id) == ["Hold", "After"]
-    support.assert_replays(svc)
+    assert support.entered(client, execution_id) == ["Hold", "After"]
+    support.assert_replays(client)
 
 
 def test_a_worker_started_after_the_due_time_fires_the_timer_at_once(
-    svc: service.Service,
+    dispatcher: Dispatcher,
+    client: Client,
     clock: FakeClock,
     echo: Recorder,
     start_worker: Callable[..., worker.Worker],
 ) -> None:
-    support.deploy(svc, MONTH)
-    execution_id = svc.start("month", {"n": 2})["id"]
+    support.deploy(client, MONTH)
+    execution_id = client.start("month", {"n": 2})["id"]
     clock.advance(45 * DAY)  # nobody was running while the timer came due
-    start_worker(svc, echo.registry)
-    view = support.wait_closed(svc, execution_id)
+    start_worker(dispatcher, echo.registry)
+    view = support.wait_closed(client, execution_id)
     assert (view["status"], view["output"]) == ("SUCCEEDED", {"n": 2})
-    (fired,) = support.history(svc, execution_id, events.TIMER_FIRED)
+    (fired,) = support.history(client, execution_id, events.TIMER_FIRED)
     assert fired.time == clock.now
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_a_signal_ends_the_wait_and_removes_its_timer(
-    svc: service.Service, clock: FakeClock, echo: Recorder
+    dispatcher: Dispatcher, client: Client, clock: FakeClock, echo: Recorder
 ) -> None:
-    support.deploy(svc, APPROVAL)
-    execution_id = svc.start("approval", {})["id"]
-    support.work_one(svc, echo.registry)
-    assert support.count_rows(svc, tables.timers) == 1
+    support.deploy(client, APPROVAL)
+    execution_id = client.start("approval", {})["id"]
+    support.work_one(dispatcher, echo.registry)
+    assert support.count_rows(client, tables.timers) == 1
     clock.advance(3600)
-    svc.signal(execution_id, "approve", {"by": "ann"})
-    assert support.count_rows(svc, tables.timers) == 0
-    view = svc.describe(execution_id)
+    client.signal(execution_id, "approve", {"by": "ann"})
+    assert support.count_rows(client, tables.timers) == 0
+    view = client.describe(execution_id)
     assert view["status"] == "SUCCEEDED"
     assert view["output"] == {"approval": {"signal": "approve", "payload": {"by": "ann"}}}
-    types = support.types_of(svc, execution_id)
+    types = support.types_of(client, execution_id)
     assert types.index(events.SIGNAL_RECEIVED) < types.index(events.SIGNAL_CONSUMED)
     assert events.TIMER_CANCELLED in types and events.TIMER_FIRED not in types
     clock.advance(2 * DAY)
-    assert svc.fire_due_timers() == 0
+    assert dispatcher.fire_due_timers() == 0
     with pytest.raises(errors.Conflict, match="is SUCCEEDED, not running"):
-        svc.signal(execution_id, "approve")
-    support.assert_replays(svc)
+        client.signal(execution_id, "approve")
+    support.assert_replays(client)
 
 
 def test_a_signal_sent_before_the_wait_is_kept_until_the_wait_takes_it(
-    svc: service.Service, echo: Recorder
+    dispatcher: Dispatcher, client: Client, echo: Recorder
 ) -> None:
-    support.deploy(svc, APPROVAL)
-    execution_id = svc.start("approval", {})["id"]
-    svc.signal(execution_id, "approve", "first")
-    svc.signal(execution_id, "approve", "second")
-    assert [s["payload"] for s in svc.inspect(execution_id)["signals"]] == ["first", "second"]
-    support.work_one(svc, echo.registry)
-    view = svc.describe(execution_id)
+    support.deploy(client, APPROVAL)
+    execution_id = client.start("approval", {})["id"]
+    client.signal(execution_id, "approve", "first")
+    client.signal(execution_id, "approve", "second")
+    assert [s["payload"] for s in client.inspect(execution_id)["signals"]] == ["first", "second"]
+    support.work_one(dispatcher, echo.registry)
+    view = client.describe(execution_id)
     assert view["status"] == "SUCCEEDED"
     assert view["output"]["approval"] == {"signal": "approve", "payload": "first"}
-    assert support.count_rows(svc, tables.timers) == 0
-    assert events.TIMER_STARTED not in support.types_of(svc, execution_id)
-    support.assert_replays(svc)
+    assert support.count_rows(client, tables.timers) == 0
+    assert events.TIMER_STARTED not in support.types_of(client, execution_id)
+    support.assert_replays(client)
 
 
 def test_without_a_signal_the_timer_ends_the_wait_with_a_null_result(
-    svc: service.Service, clock: FakeClock, echo: Recorder
+    dispatcher: Dispatcher, client: Client, clock: FakeClock, echo: Recorder
 ) -> None:
-    support.deploy(svc, APPROVAL)
-    execution_id = svc.start("approval", {"id": 7})["id"]
-    support.work_one(svc, echo.registry)
+    support.deploy(client, APPROVAL)
+    execution_id = client.start("approval", {"id": 7})["id"]
+    support.work_one(dispatcher, echo.registry)
     clock.advance(DAY)
-    assert svc.fire_due_timers() == 1
-    view = svc.describe(execution_id)
+    assert dispatcher.fire_due_timers() == 1
+    view = client.describe(execution_id)
     assert (view["status"], view["output"]) == ("SUCCEEDED", {"id": 7, "approval": None})
-    support.assert_replays(svc)
+    support.assert_replays(client)

@@ -16,8 +16,11 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from cairn.cli.main import main
+from cairn.client import Client
 from cairn.core import events
-from cairn.runtime import database, leasing, service, tables, worker
+from cairn.runtime import database, leasing, tables, worker
+from cairn.runtime.dispatcher import Dispatcher
+from cairn.runtime.writer import Writer
 from tests.integration import flows, support
 from tests.integration.support import FakeClock, Recorder
 
@@ -49,26 +52,26 @@ States:
 
 
 def test_one_claim_leases_a_task_for_every_free_slot(
-    svc: service.Service, recorder: Recorder
+    dispatcher: Dispatcher, client: Client, recorder: Recorder
 ) -> None:
     recorder.add("Work", lambda params, ctx: params)
-    support.deploy(svc, ONE)
+    support.deploy(client, ONE)
     for n in range(5):
-        svc.start("one", {"n": n})
-    first = svc.claim(support.offer(recorder.registry, "w1", slots=3))
-    second = svc.claim(support.offer(recorder.registry, "w2", slots=3))
+        client.start("one", {"n": n})
+    first = dispatcher.claim(support.offer(recorder.registry, "w1", slots=3))
+    second = dispatcher.claim(support.offer(recorder.registry, "w2", slots=3))
     assert (len(first), len(second)) == (3, 2)
     assert len({c.task_id for c in first + second}) == 5
-    assert svc.claim(support.offer(recorder.registry, "w3", slots=3)) == []
-    owners = Counter(r.lease_owner for r in rows(svc))
+    assert dispatcher.claim(support.offer(recorder.registry, "w3", slots=3)) == []
+    owners = Counter(r.lease_owner for r in rows(client))
     assert owners == {"w1": 3, "w2": 2}
 
 
 def test_claimers_racing_never_lease_one_task_twice(
-    make_service: Callable[..., service.Service], recorder: Recorder
+    make_writer: Callable[..., Writer], recorder: Recorder
 ) -> None:
     recorder.add("Work", lambda params, ctx: params)
-    starter = make_service()
+    starter = Client(make_writer())
     support.deploy(starter, ONE)
     total = 120
     for n in range(total):
@@ -77,8 +80,9 @@ def test_claimers_racing_never_lease_one_task_twice(
     lock = threading.Lock()
 
     def claim_all(name: str) -> None:
-        svc = make_service()  # a process of its own would have its own service
-        while found := svc.claim(support.offer(recorder.registry, name, slots=4)):
+        # A process of its own would have a write path of its own.
+        tasks = Dispatcher(make_writer())
+        while found := tasks.claim(support.offer(recorder.registry, name, slots=4)):
             with lock:
                 claimed.extend((name, c.task_id) for c in found)
 
@@ -93,23 +97,24 @@ def test_claimers_racing_never_lease_one_task_twice(
 
 
 def test_a_late_outcome_is_refused_and_kept_with_the_reason(
-    svc: service.Service, clock: FakeClock, recorder: Recorder, db_url: str
+    dispatcher: Dispatcher, client: Client, clock: FakeClock, recorder: Recorder, db_url: str
 ) -> None:
     recorder.add("Work", lambda params, ctx: params)
-    support.deploy(svc, ONE)
-    execution_id = svc.start("one", {"n": 1})["id"]
-    (old,) = svc.claim(support.offer(recorder.registry, "w-old", slots=1))
+    support.deploy(client, ONE)
+    execution_id = client.start("one", {"n": 1})["id"]
+    (old,) = dispatcher.claim(support.offer(recorder.registry, "w-old", slots=1))
     clock.advance(leasing.DEFAULT_LEASE)
-    assert svc.expire_leases() == 1
-    (new,) = svc.claim(support.offer(recorder.registry, "w-new", slots=1))
+    assert dispatcher.expire_leases() == 1
+    (new,) = dispatcher.claim(support.offer(recorder.registry, "w-new", slots=1))
     done = events.CompleteTask(task_id=old.task_id, result={"by": "w-old"})
-    assert svc.finish(old, "w-old", done) is None
-    assert svc.finish(new, "w-new", events.CompleteTask(task_id=new.task_id, result=1)) == []
+    assert dispatcher.finish(old, "w-old", done) is None
+    assert dispatcher.finish(new, "w-new", events.CompleteTask(task_id=new.task_id, result=1)) == []
     assert (
-        svc.finish(old, "w-old", events.FailTask(task_id=old.task_id, error="E", cause="c")) is None
+        dispatcher.finish(old, "w-old", events.FailTask(task_id=old.task_id, error="E", cause="c"))
+        is None
     )
 
-    first, second = svc.refused(execution_id)
+    first, second = client.refused(execution_id)
     assert (first["worker"], first["outcome"], first["result"]) == (
         "w-old",
         "succeeded",
@@ -119,67 +124,70 @@ def test_a_late_outcome_is_refused_and_kept_with_the_reason(
     assert (first["key"], first["attempt"], first["state"]) == (old.key, 1, "Work")
     assert (second["outcome"], second["error"], second["cause"]) == ("failed", "E", "c")
     assert second["reason"].startswith("the task is no longer pending")
-    assert svc.inspect(execution_id)["refused"] == [first, second]
+    assert client.inspect(execution_id)["refused"] == [first, second]
     shown = CliRunner().invoke(main, ["--db", db_url, "describe", execution_id])
     assert "refused  Work attempt 1 succeeded on w-old" in shown.stdout
     # Refusals are not events: the history and its fold are untouched by them.
-    assert svc.describe(execution_id)["output"] == 1
-    assert support.types_of(svc, execution_id).count(events.TASK_SUCCEEDED) == 1
-    support.assert_replays(svc)
+    assert client.describe(execution_id)["output"] == 1
+    assert support.types_of(client, execution_id).count(events.TASK_SUCCEEDED) == 1
+    support.assert_replays(client)
 
 
 def test_a_polled_task_that_timed_out_names_its_worker(
-    svc: service.Service, clock: FakeClock, recorder: Recorder
+    dispatcher: Dispatcher, client: Client, clock: FakeClock, recorder: Recorder
 ) -> None:
     recorder.add("Work", lambda params, ctx: params)
-    support.deploy(svc, ONE.replace("End: true}", "TimeoutSeconds: 5, End: true}"))
-    execution_id = svc.start("one", {})["id"]
-    svc.claim(support.offer(recorder.registry, "w-slow", slots=1))
+    support.deploy(client, ONE.replace("End: true}", "TimeoutSeconds: 5, End: true}"))
+    execution_id = client.start("one", {})["id"]
+    dispatcher.claim(support.offer(recorder.registry, "w-slow", slots=1))
     clock.advance(5)
-    assert svc.expire_leases() == 1
+    assert dispatcher.expire_leases() == 1
     started, timed_out = support.history(
-        svc, execution_id, events.TASK_STARTED, events.TASK_TIMED_OUT
+        client, execution_id, events.TASK_STARTED, events.TASK_TIMED_OUT
     )
     assert (started.details["worker"], started.time) == ("w-slow", clock.now - 5)
     assert timed_out.details["error"] == "States.Timeout"
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_the_last_checkpoint_goes_to_the_next_attempt(
-    svc: service.Service, clock: FakeClock, recorder: Recorder
+    dispatcher: Dispatcher, client: Client, clock: FakeClock, recorder: Recorder
 ) -> None:
     recorder.add("Work", lambda params, ctx: params)
-    support.deploy(svc, BEATING)
-    execution_id = svc.start("beating", {})["id"]
+    support.deploy(client, BEATING)
+    execution_id = client.start("beating", {})["id"]
     offer = support.offer(recorder.registry, "w1", slots=1)
-    (first,) = svc.claim(offer)
+    (first,) = dispatcher.claim(offer)
     assert first.heartbeat_details is None
-    assert svc.renew(first, "w1", {"page": 7})
+    assert dispatcher.renew(first, "w1", {"page": 7})
     clock.advance(5)
-    assert svc.expire_leases() == 1  # no heartbeat for 5 s: attempt 1 timed out
+    assert dispatcher.expire_leases() == 1  # no heartbeat for 5 s: attempt 1 timed out
     clock.advance(1)
-    assert svc.fire_due_timers() == 1
-    (second,) = svc.claim(offer)
+    assert dispatcher.fire_due_timers() == 1
+    (second,) = dispatcher.claim(offer)
     assert (second.attempt, second.heartbeat_details) == (2, {"page": 7})
     # A failure reported with a newer checkpoint hands that one on.
     failed = events.FailTask(
         task_id=second.task_id, error="Interrupted", cause="", heartbeat_details={"page": 9}
     )
-    assert svc.finish(second, "w1", failed) == []
+    assert dispatcher.finish(second, "w1", failed) == []
     clock.advance(2)
-    svc.fire_due_timers()
-    (third,) = svc.claim(offer)
+    dispatcher.fire_due_timers()
+    (third,) = dispatcher.claim(offer)
     assert (third.attempt, third.heartbeat_details) == (3, {"page": 9})
     timed_out, failed_event = support.history(
-        svc, execution_id, events.TASK_TIMED_OUT, events.TASK_FAILED
+        client, execution_id, events.TASK_TIMED_OUT, events.TASK_FAILED
     )
     assert timed_out.details["heartbeat_details"] == {"page": 7}
     assert failed_event.details["heartbeat_details"] == {"page": 9}
-    support.assert_replays(svc)
+    support.assert_replays(client)
 
 
 def test_a_worker_hands_on_the_checkpoint_of_a_failed_attempt(
-    live_svc: service.Service, recorder: Recorder, start_worker: Callable[..., worker.Worker]
+    live_dispatcher: Dispatcher,
+    live_client: Client,
+    recorder: Recorder,
+    start_worker: Callable[..., worker.Worker],
 ) -> None:
     @recorder.activity("Work")
     def work(params: Any, ctx: Any) -> Any:
@@ -188,16 +196,17 @@ def test_a_worker_hands_on_the_checkpoint_of_a_failed_attempt(
             raise RuntimeError("interrupted")
         return {"resumed": ctx.heartbeat_details, "attempt": ctx.attempt}
 
-    support.deploy(live_svc, BEATING.replace("Interrupted", "RuntimeError"))
-    execution_id = live_svc.start("beating", {})["id"]
-    start_worker(live_svc, recorder.registry)
-    view = support.wait_closed(live_svc, execution_id)
+    support.deploy(live_client, BEATING.replace("Interrupted", "RuntimeError"))
+    execution_id = live_client.start("beating", {})["id"]
+    start_worker(live_dispatcher, recorder.registry)
+    view = support.wait_closed(live_client, execution_id)
     assert view["output"] == {"resumed": {"done": 3}, "attempt": 2}
-    support.assert_replays(live_svc)
+    support.assert_replays(live_client)
 
 
 def test_running_workers_are_listed_and_leave_when_stopped(
-    svc: service.Service,
+    dispatcher: Dispatcher,
+    client: Client,
     clock: FakeClock,
     recorder: Recorder,
     start_worker: Callable[..., worker.Worker],
@@ -209,62 +218,62 @@ def test_running_workers_are_listed_and_leave_when_stopped(
         assert release.wait(support.DEADLINE)
         return ctx.worker
 
-    support.deploy(svc, ONE)
+    support.deploy(client, ONE)
     runner = start_worker(
-        svc, recorder.registry, queues=("default", "extra"), concurrency=3, lease=60.0
+        dispatcher, recorder.registry, queues=("default", "extra"), concurrency=3, lease=60.0
     )
-    execution_id = svc.start("one", {})["id"]
+    execution_id = client.start("one", {})["id"]
     support.wait_until(lambda: recorder.count() == 1, "the activity to start")
-    (listed,) = svc.workers()
+    (listed,) = client.workers()
     assert listed["id"] == runner.id and listed["live"]
     assert (listed["queues"], listed["activities"]) == (["default", "extra"], ["Work"])
     assert (listed["in_flight"], listed["concurrency"], listed["lease"]) == (1, 3, 60.0)
     assert listed["pid"] == runner.presence.pid and listed["host"] == runner.presence.host
     release.set()
-    view = support.wait_closed(svc, execution_id)
+    view = support.wait_closed(client, execution_id)
     assert view["output"] == runner.id  # ctx.worker: the lease owner
     # Silent for a whole lease: presumed dead, listed only on request.
     clock.advance(60.0)
-    assert svc.workers() == []
-    (dead,) = svc.workers(everyone=True)
+    assert client.workers() == []
+    (dead,) = client.workers(everyone=True)
     assert (dead["id"], dead["live"], dead["in_flight"]) == (runner.id, False, 0)
     assert runner.stop() == 0
-    assert svc.workers(everyone=True) == []
+    assert client.workers(everyone=True) == []
 
 
 def test_a_process_wakes_at_once_for_work_another_process_queued(
-    live_svc: service.Service,
+    live_client: Client,
     db_url: str,
     calls_file: Path,
     worker_processes: Callable[..., support.WorkerProcess],
 ) -> None:
-    support.deploy_file(live_svc, "greet.yaml")
+    support.deploy_file(live_client, "greet.yaml")
     # Polling once a minute: only the wake-up (a notification on PostgreSQL, a change of
     # the file on SQLite) can bring each task to it within the deadline.
     process = worker_processes(db_url, *WORKER_ARGS, "--poll", "60", "--lease", "4")
     process.wait_for("lease 4s")
-    client = service.Service(database.connect(db_url))
+    client = Client(Writer(database.connect(db_url)))
     for n in range(3):
         execution_id = client.start("greet", {"name": f"n{n}"})["id"]
-        view = support.wait_closed(live_svc, execution_id, timeout=20)
+        view = support.wait_closed(live_client, execution_id, timeout=20)
         assert view["output"] == {"greeting": f"hello n{n}"}
     assert len(flows.calls(calls_file)) == 3
     assert process.stop() == 0
 
 
 def test_cairn_workers_lists_the_running_processes(
-    live_svc: service.Service,
+    live_client: Client,
     db_url: str,
     calls_file: Path,
     tmp_path: Path,
     worker_processes: Callable[..., support.WorkerProcess],
 ) -> None:
     gate = tmp_path / "gate"
-    support.deploy_file(live_svc, "steps.yaml")
+    support.deploy_file(live_client, "steps.yaml")
     env = {flows.GATE: str(gate), "CAIRN_LEASE_SECONDS": "6"}
     process = worker_processes(db_url, *WORKER_ARGS, "--queue", "default", **env)
     process.wait_for("lease 6s")
-    execution_id = live_svc.start("steps", {})["id"]
+    execution_id = live_client.start("steps", {})["id"]
     support.wait_until(
         lambda: [c["activity"] for c in flows.calls(calls_file)][-1:] == ["Steps.Two"],
         "Steps.Two to run",
@@ -278,27 +287,30 @@ def test_cairn_workers_lists_the_running_processes(
     table = support.cairn("--db", db_url, "workers")
     assert listed["id"] in table.stdout and "1/4" in table.stdout
     gate.touch()
-    assert support.wait_closed(live_svc, execution_id)["status"] == "SUCCEEDED"
+    assert support.wait_closed(live_client, execution_id)["status"] == "SUCCEEDED"
     assert process.stop() == 0
     shown = support.cairn("--db", db_url, "workers", "--json")
     assert json.loads(shown.stdout) == []
 
 
 def test_a_task_handed_over_as_the_stop_comes_goes_back_at_once(
-    svc: service.Service, recorder: Recorder, start_worker: Callable[..., worker.Worker]
+    dispatcher: Dispatcher,
+    client: Client,
+    recorder: Recorder,
+    start_worker: Callable[..., worker.Worker],
 ) -> None:
     recorder.add("Work", lambda params, ctx: params)
-    support.deploy(svc, ONE)
-    runner = start_worker(svc, recorder.registry, concurrency=1)
-    (slot,) = support.wait_until(lambda: svc.idle_slots(runner.id), "the slot to be idle")
-    execution_id = svc.start("one", {})["id"]
-    (claim,) = svc.claim(support.offer(recorder.registry, runner.id))
+    support.deploy(client, ONE)
+    runner = start_worker(dispatcher, recorder.registry, concurrency=1)
+    (slot,) = support.wait_until(lambda: dispatcher.idle_slots(runner.id), "the slot to be idle")
+    execution_id = client.start("one", {})["id"]
+    (claim,) = dispatcher.claim(support.offer(recorder.registry, runner.id))
     runner.stopping.set()
     slot.deliver(claim)  # as a transaction would hand it over while the stop begins
     assert runner.stop(grace=support.DEADLINE) == 1
-    assert [r.lease_owner for r in rows(svc)] == [None]
+    assert [r.lease_owner for r in rows(client)] == [None]
     assert recorder.count() == 0
-    assert svc.describe(execution_id)["status"] == "RUNNING"
+    assert client.describe(execution_id)["status"] == "RUNNING"
 
 
 def test_a_database_at_schema_1_is_upgraded(db_url: str) -> None:
@@ -314,6 +326,6 @@ def test_a_database_at_schema_1_is_upgraded(db_url: str) -> None:
     engine.dispose()
 
 
-def rows(svc: service.Service) -> list[Any]:
-    with svc.read() as conn:
+def rows(client: Client) -> list[Any]:
+    with client.writer.read() as conn:
         return list(conn.execute(sa.select(tables.tasks)))
