@@ -146,6 +146,7 @@ def test_cancel_a_pending_task_removes_it_from_the_queue(
 
 
 def test_a_running_activity_sees_the_cancel_at_its_heartbeat_and_its_result_is_dropped(
+    dispatcher: Dispatcher,
     hold: Client,
     recorder: Recorder,
     clock: FakeClock,
@@ -165,7 +166,7 @@ def test_a_running_activity_sees_the_cancel_at_its_heartbeat_and_its_result_is_d
 
     recorder.add("Long", long)
     progress: list[worker.Progress] = []
-    start_worker(hold, recorder.registry, concurrency=1, on_progress=progress.append)
+    start_worker(dispatcher, recorder.registry, concurrency=1, on_progress=progress.append)
     execution_id = hold.start("hold", {}, execution_id="c-running")["id"]
     assert running.wait(support.DEADLINE)
     hold.cancel(execution_id, "stop it")
