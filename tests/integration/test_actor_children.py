@@ -28,6 +28,20 @@ States:
 
 KID_V2 = actor_flows.KID.replace("Version: 1", "Version: 2").replace("add(n, `1`)", "add(n, `100`)")
 
+MIDDLE = """
+Name: middle
+Version: 1
+StartAt: Grandchild
+States:
+  Grandchild:
+    Type: Task
+    Workflow: kid@1
+    Parameters:
+      n.$: n
+    End: true
+"""
+"""A child whose first step starts a child of its own."""
+
 MISSING = """
 Name: missing
 Version: 1
@@ -157,4 +171,19 @@ def test_a_child_without_a_version_runs_the_newest_and_a_missing_one_fails_to_st
     assert view["status"] == "SUCCEEDED", view
     assert view["output"]["error"]["Error"] == "Workflow.ChildFailed"
     assert "nothing-deployed@3" in view["output"]["error"]["Cause"]
+    support.assert_replays(family)
+
+
+def test_a_child_whose_first_step_is_a_child_starts_it_at_once(
+    dispatcher: Dispatcher, family: Client, recorder: Recorder
+) -> None:
+    support.deploy(family, MIDDLE)
+    support.deploy(family, LATEST.replace("Workflow: kid", "Workflow: middle"))
+    top = family.start("latest", {}, execution_id="p-nested")["id"]
+    middle = f"{top}:Child:1:1"
+    grandchild = f"{middle}:Grandchild:1:1"
+    assert family.describe(grandchild)["parent"] == middle
+    assert support.drain(dispatcher, recorder.registry) == 1
+    assert family.describe(top)["output"] == {"n": 2}
+    assert [family.describe(e)["status"] for e in (top, middle, grandchild)] == ["SUCCEEDED"] * 3
     support.assert_replays(family)
