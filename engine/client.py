@@ -11,16 +11,19 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from cairn import errors
 from cairn.core import events, model
 from cairn.core import state as st
-from cairn.definitions import loader
 from cairn.jsontypes import JSON
 from cairn.runtime import database, payloads, refusals, roster, store, views, writer
+
+if TYPE_CHECKING:
+    # Only read here: ``cairn describe`` and the like need not load the definition reader.
+    from cairn.definitions import loader
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jsonschema
 import orjson
 
 from cairn import errors
@@ -36,6 +35,9 @@ def check_input(spec: model.Definition, input: JSON) -> None:
         raise errors.InvalidInput(f"the input is larger than {PAYLOAD_LIMIT // 1024} KiB")
     if spec.input_schema is None:
         return
+    # Imported on first use: a command that only reads executions need not load it.
+    import jsonschema
+
     problems = sorted(
         jsonschema.Draft202012Validator(spec.input_schema).iter_errors(input),
         key=lambda e: list(e.absolute_path),
