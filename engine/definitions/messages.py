@@ -13,7 +13,6 @@ import difflib
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
 
 from cairn import errors
 from cairn.core import expressions
@@ -71,13 +70,13 @@ ARTICLES = {
 """JSON Schema type names with their article, as a message says them."""
 
 
-def kind(value: Any) -> str:
+def kind(value: object) -> str:
     """A JSON type name with its article, as in 'must be an integer, not a string'."""
     name = _json_type(value)
     return ARTICLES.get(name, f"a {name}")
 
 
-def show(value: Any) -> str:
+def show(value: object) -> str:
     """A value as the author wrote it, shortened so that one problem stays one line."""
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
     return shorten(text, 60)
@@ -96,7 +95,7 @@ def field(path: Path) -> str:
     return "the definition" if not path else dotted(path)
 
 
-def jsonpath_hint(value: Any) -> str:
+def jsonpath_hint(value: object) -> str:
     """Step Functions authors write JSONPath (``$.order``); Cairn's paths are JMESPath."""
     if not isinstance(value, str) or value.startswith(expressions.CONTEXT_PREFIX):
         return ""
@@ -116,7 +115,7 @@ def duplicate_key(key: str, first: Position, again: Position) -> str:
     return f"duplicate key {key!r}: first on line {first[0]}, again on line {again[0]}"
 
 
-def _json_type(value: Any) -> str:
+def _json_type(value: object) -> str:
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
