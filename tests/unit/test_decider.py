@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cairn.core import decider, events, model, names
+from cairn.core import decider, events, failures, model, names
 from cairn.core import state as st
 from cairn.core.events import (
     BeginTask,
@@ -1050,7 +1050,7 @@ def test_an_undo_step_that_fails_is_retried_with_its_own_rules_then_by_default()
         (events.RETRY_SCHEDULED, "Undo"),
         (events.TIMER_STARTED, "Undo"),
     ]
-    assert refund_failed.events[-2].details["delay"] == decider.COMPENSATION_RETRY.interval
+    assert refund_failed.events[-2].details["delay"] == failures.COMPENSATION_RETRY.interval
 
 
 def test_undo_parameters_that_do_not_fit_fail_with_states_runtime() -> None:
@@ -1436,11 +1436,11 @@ def test_backoff_is_capped_then_jittered_deterministically() -> None:
     rule = model.Retrier(errors=("E",), interval=3, backoff_rate=2, max_delay=10, full_jitter=True)
     plain = model.Retrier(errors=("E",), interval=3, backoff_rate=2, max_delay=10)
 
-    assert [decider.backoff(plain, n, "k") for n in range(4)] == [3, 6, 10, 10]
-    jittered = [decider.backoff(rule, n, "k") for n in range(200)]
+    assert [failures.backoff(plain, n, "k") for n in range(4)] == [3, 6, 10, 10]
+    jittered = [failures.backoff(rule, n, "k") for n in range(200)]
     assert all(0 <= d <= 10 for d in jittered)
-    assert jittered == [decider.backoff(rule, n, "k") for n in range(200)]
-    assert jittered != [decider.backoff(rule, n, "other") for n in range(200)]
+    assert jittered == [failures.backoff(rule, n, "k") for n in range(200)]
+    assert jittered != [failures.backoff(rule, n, "other") for n in range(200)]
     assert max(jittered) > 5 and min(jittered) < 5
 
 
@@ -1448,9 +1448,9 @@ def test_backoff_of_a_long_retry_policy_stays_at_its_cap() -> None:
     capped = model.Retrier(errors=("E",), interval=1.0, backoff_rate=2.0, max_delay=60)
     uncapped = model.Retrier(errors=("E",), interval=1.0, backoff_rate=2.0)
 
-    assert decider.backoff(capped, 5000, "k") == 60
-    assert decider.backoff(uncapped, 5000, "k") == decider.MAX_RETRY_DELAY
-    assert decider.backoff(uncapped, 10, "k") == 1024
+    assert failures.backoff(capped, 5000, "k") == 60
+    assert failures.backoff(uncapped, 5000, "k") == failures.MAX_RETRY_DELAY
+    assert failures.backoff(uncapped, 10, "k") == 1024
 
 
 @pytest.mark.parametrize(
@@ -1470,7 +1470,7 @@ def test_backoff_of_a_long_retry_policy_stays_at_its_cap() -> None:
     ],
 )
 def test_error_matching(names: tuple[str, ...], error: str, expected: bool) -> None:
-    assert decider.matches(names, error) is expected
+    assert failures.matches(names, error) is expected
 
 
 def test_a_timeout_is_not_a_task_failure() -> None:
