@@ -13,7 +13,6 @@ from pathlib import Path
 
 import click
 
-from cairn import diagram as graph
 from cairn import errors
 
 # What each output file suffix holds: a diagram's text, or a picture Graphviz draws.
@@ -61,6 +60,7 @@ def command(ctx: click.Context, path: Path, diagram_format: str, output: Path | 
 
     Mermaid text renders in GitHub and GitLab Markdown inside a ```mermaid fenced block.
     """
+    from cairn import diagram as graph
     from cairn.definitions import loader
 
     suffix = output.suffix.lower() if output else ""
