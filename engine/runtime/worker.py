@@ -3,13 +3,16 @@
 Workers pull; nothing pushes.  Each slot thread reads top to bottom: stop flag, wait to be
 handed a task, run it, record it (claiming the next task of the execution in the same
 transaction), repeat.  Slots never poll: a task queued in this process is handed to an idle
-slot by the transaction that queues it, and one dispatcher thread claims, in one statement,
+slot by the transaction that queues it, and one claiming thread claims, in one statement,
 tasks for all idle slots when work may be waiting: announced here, heard from another
 process by the listener thread (``runtime.wakeup``), left over from a busy moment, or every
 ``poll`` seconds.  One maintenance thread fires due timers, expires dead leases, and beats:
 it keeps this worker listed as alive and renews the leases of its running activities.  A
 stop lets running activities finish within a grace period, then hands back what is left so
 another worker can take it at once.
+
+All of it goes through one ``runtime.dispatcher.Dispatcher``, the worker's side of the
+engine; a worker never holds the client.
 """
 
 from __future__ import annotations
@@ -97,7 +100,7 @@ class Worker:
         self._claiming = _Trouble("claiming tasks")
         self._backlog = False
         """The last look for work may have left tasks behind (every idle slot got one, or
-        none was idle): a slot that falls idle has the dispatcher look again."""
+        none was idle): a slot that falls idle has the claiming thread look again."""
 
     # -- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
