@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from cairn.core import decider, events, model, names
+from cairn.core import decider, events, evolve, model, names
 from cairn.core import state as st
 from cairn.core.expressions import Expression
 from cairn.jsontypes import JSON
@@ -341,7 +341,7 @@ class Harness:
     @property
     def state(self) -> st.Execution:
         """The fold of the history so far."""
-        return st.fold(self.history)
+        return evolve.fold(self.history)
 
     def start(self, input: JSON = None) -> decider.Decision:
         """Start the execution with ``input``."""

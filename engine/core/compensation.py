@@ -19,7 +19,7 @@ class Compensation(Scopes):
 
     def begin_compensation(self, scope: str, frame: st.Frame, spec: model.Compensate) -> None:
         steps = [{"seq": c.seq, "state": c.state} for c in self.pending_compensations(scope)]
-        self.emit(events.COMPENSATION_SCHEDULED, scope, spec.name, steps=steps)
+        self.emit(events.CompensationScheduled(steps=steps), scope, spec.name)
         self.continue_compensation(scope)
 
     def continue_compensation(self, scope: str) -> None:
@@ -40,16 +40,17 @@ class Compensation(Scopes):
                 return
         retries = sum(v for k, v in frame.retries.items() if k.startswith(f"{step.seq}."))
         self.emit(
-            events.TASK_SCHEDULED,
+            events.TaskScheduled(
+                task_id=self.next_id(),
+                activity=compensation.activity,
+                input=data,
+                attempt=retries + 1,
+                key=f"{self.key_base()}:{st.state_path(step.scope, step.state)}:undo:{step.seq}",
+                queue=compensation.queue,
+                timeout=compensation.timeout,
+                heartbeat=None,
+                compensates=step.seq,
+            ),
             scope,
             spec.name,
-            task_id=self.next_id(),
-            activity=compensation.activity,
-            input=data,
-            attempt=retries + 1,
-            key=f"{self.key_base()}:{st.state_path(step.scope, step.state)}:undo:{step.seq}",
-            queue=compensation.queue,
-            timeout=compensation.timeout,
-            heartbeat=None,
-            compensates=step.seq,
         )

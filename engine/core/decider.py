@@ -55,10 +55,11 @@ def decide(
     call.handle(command)
     if not call.state.closed and call.state.seq > history_limit:
         call.emit(
-            events.EXECUTION_FAILED,
-            error=names.HISTORY_LIMIT_EXCEEDED,
-            cause=f"this run has {call.state.seq} events, over the limit of {history_limit}; "
-            "end long loops with a ContinueAsNew state to go on in a fresh history",
+            events.ExecutionFailed(
+                error=names.HISTORY_LIMIT_EXCEEDED,
+                cause=f"this run has {call.state.seq} events, over the limit of {history_limit}; "
+                "end long loops with a ContinueAsNew state to go on in a fresh history",
+            )
         )
     return Decision(events=tuple(call.events), state=call.state)
 
@@ -75,10 +76,11 @@ class _Step(tasks.Tasks, waits.Waits):
             steps += 1
             if steps > MAX_STEPS:
                 self.emit(
-                    events.EXECUTION_FAILED,
-                    error=names.RUNTIME,
-                    cause=f"more than {MAX_STEPS} transitions without waiting for a task, "
-                    "timer or signal (a loop of Pass/Choice states?)",
+                    events.ExecutionFailed(
+                        error=names.RUNTIME,
+                        cause=f"more than {MAX_STEPS} transitions without waiting for a task, "
+                        "timer or signal (a loop of Pass/Choice states?)",
+                    )
                 )
                 return
             self.enter(scope, name, data)
@@ -102,21 +104,22 @@ class _Step(tasks.Tasks, waits.Waits):
     def start(self, command: events.Start) -> None:
         d = self.definition
         self.emit(
-            events.EXECUTION_STARTED,
-            execution_id=command.execution_id,
-            run=command.run,
-            workflow=d.name,
-            version=d.version,
-            input=command.input,
+            events.ExecutionStarted(
+                execution_id=command.execution_id,
+                run=command.run,
+                workflow=d.name,
+                version=d.version,
+                input=command.input,
+            )
         )
         if d.timeout is not None:
             self.start_timer("", None, self.now + d.timeout, "execution")
         # Recorded before the run moves: handed in one by one after it, a signal that ended
         # the run (a Wait, then another ContinueAsNew) left the ones after it unrecorded.
         for name, payload in command.signals:
-            self.emit(events.SIGNAL_RECEIVED, name=name, payload=payload)
+            self.emit(events.SignalReceived(name=name, payload=payload))
         if command.halt is not None:
-            self.emit(events.EXECUTION_FAILED, error=names.RUNTIME, cause=command.halt)
+            self.emit(events.ExecutionFailed(error=names.RUNTIME, cause=command.halt))
             return
         self.goto("", d.machine.start_at, command.input)
 
@@ -127,12 +130,9 @@ class _Step(tasks.Tasks, waits.Waits):
                 task = tasks.get(task_id)
                 if task is not None:
                     self.emit(
-                        events.TASK_STARTED,
+                        events.TaskStarted(task_id=task_id, worker=worker, attempt=task.attempt),
                         task.scope,
                         task.state,
-                        task_id=task_id,
-                        worker=worker,
-                        attempt=task.attempt,
                     )
             case events.CompleteTask(task_id=task_id, result=result, token=token):
                 task = tasks.get(task_id)
@@ -152,17 +152,17 @@ class _Step(tasks.Tasks, waits.Waits):
             ):
                 if task_id in tasks:
                     task = tasks[task_id]
-                    self.task_failed(task, events.TASK_FAILED, error, cause, retry, details)
+                    self.task_failed(task, events.TaskFailed, error, cause, retry, details)
             case events.TimeOutTask(
                 task_id=task_id, error=error, cause=cause, heartbeat_details=details
             ):
                 if task_id in tasks:
                     task = tasks[task_id]
-                    self.task_failed(task, events.TASK_TIMED_OUT, error, cause, True, details)
+                    self.task_failed(task, events.TaskTimedOut, error, cause, True, details)
             case events.Heartbeat(task_id=task_id):
                 task = tasks.get(task_id)
                 if task is not None and task.awaiting:
-                    self.emit(events.CALLBACK_HEARTBEAT, task.scope, task.state, task_id=task_id)
+                    self.emit(events.CallbackHeartbeat(task_id=task_id), task.scope, task.state)
                     self.restart_heartbeat(task)
             case events.CloseChild(child_id=child_id):
                 child = self.state.children.get(child_id)
@@ -173,7 +173,7 @@ class _Step(tasks.Tasks, waits.Waits):
                 if timer is not None:
                     self.timer_fired(timer)
             case events.Signal(name=name, payload=payload):
-                self.emit(events.SIGNAL_RECEIVED, name=name, payload=payload)
+                self.emit(events.SignalReceived(name=name, payload=payload))
                 self.deliver_signals()
             case events.Cancel(reason=reason):
                 self.cancel(reason or "cancelled")
@@ -182,21 +182,22 @@ class _Step(tasks.Tasks, waits.Waits):
         """Stop at once, or, with OnCancel, drop the work in flight and go on there."""
         target = self.definition.on_cancel
         if target is None or self.state.cancelling is not None:
-            self.emit(events.EXECUTION_CANCELLED, error=names.CANCELLED, reason=reason)
+            self.emit(events.ExecutionCancelled(error=names.CANCELLED, reason=reason))
             return
         top = self.state.frames.get("")
         data = top.input if top is not None else self.state.input
-        self.emit(events.CANCEL_REQUESTED, reason=reason, state=target)
+        self.emit(events.CancelRequested(reason=reason, state=target))
         self.goto("", target, data)
 
     def timer_fired(self, timer: st.Timer) -> None:
-        self.emit(events.TIMER_FIRED, timer.scope, timer.state, timer_id=timer.id)
+        self.emit(events.TimerFired(timer_id=timer.id), timer.scope, timer.state)
         if timer.purpose == "execution":
             timeout = self.definition.timeout
             self.emit(
-                events.EXECUTION_TIMED_OUT,
-                error=names.TIMEOUT,
-                cause=f"the execution ran longer than its TimeoutSeconds ({timeout})",
+                events.ExecutionTimedOut(
+                    error=names.TIMEOUT,
+                    cause=f"the execution ran longer than its TimeoutSeconds ({timeout})",
+                )
             )
         elif timer.purpose == "wait":
             self.complete_state(timer.scope, None)
@@ -211,7 +212,7 @@ class _Step(tasks.Tasks, waits.Waits):
                     names.HEARTBEAT_TIMEOUT,
                     f"no heartbeat for the token in {task.heartbeat}s",
                 )
-            self.task_failed(task, events.TASK_TIMED_OUT, error, cause)
+            self.task_failed(task, events.TaskTimedOut, error, cause)
         else:
             self.retry_now(timer.scope)
 
@@ -219,7 +220,7 @@ class _Step(tasks.Tasks, waits.Waits):
     def enter(self, scope: str, name: str, data: JSON) -> None:
         path = st.state_path(scope, name)
         entry = self.state.entries.get(path, 0) + 1
-        self.emit(events.STATE_ENTERED, scope, name, input=data, entry=entry)
+        self.emit(events.StateEntered(input=data, entry=entry), scope, name)
         frame, spec = self.spec(scope)
         try:
             self.run_state(scope, frame, spec)
@@ -271,22 +272,23 @@ class _Step(tasks.Tasks, waits.Waits):
                         "inside a Parallel branch or a Map item",
                     )
                     return
-                self.emit(events.STATE_EXITED, scope, spec.name, output=data)
-                self.emit(events.CONTINUED_AS_NEW, input=data, version=spec.version)
+                self.emit(events.StateExited(output=data), scope, spec.name)
+                self.emit(events.ContinuedAsNew(input=data, version=spec.version))
             case _:
                 raise AssertionError(f"unhandled state type {type(spec).__name__}")
 
     # -- child workflows ------------------------------------------------------------------
     def child_closed(self, child: st.Child, closed: events.CloseChild) -> None:
         self.emit(
-            events.CHILD_CLOSED,
+            events.ChildClosed(
+                child_id=child.id,
+                status=closed.status,
+                output=closed.output,
+                error=closed.error,
+                cause=closed.cause,
+            ),
             child.scope,
             child.state,
-            child_id=child.id,
-            status=closed.status,
-            output=closed.output,
-            error=closed.error,
-            cause=closed.cause,
         )
         if closed.status == "SUCCEEDED":
             self.complete_state(child.scope, closed.output)
@@ -305,7 +307,7 @@ class _Step(tasks.Tasks, waits.Waits):
     def redrive(self) -> None:
         """Go on from the top-level state where the run stopped; finished work stays done."""
         assert self.state.resume is not None
-        self.emit(events.EXECUTION_REDRIVEN, state=self.state.resume.state)
+        self.emit(events.ExecutionRedriven(state=self.state.resume.state))
         if self.definition.timeout is not None:
             self.start_timer("", None, self.now + self.definition.timeout, "execution")
         frame, spec = self.spec("")

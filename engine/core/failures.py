@@ -70,7 +70,7 @@ class Failures(Step):
                 except DataError as exc:
                     error, cause = names.RUNTIME, str(exc)
                     break
-                self.emit(events.STATE_EXITED, scope, spec.name, output=output, error=error)
+                self.emit(events.StateExited(output=output, error=error), scope, spec.name)
                 self.goto(scope, catcher.next, output)
                 return
         self.fail_scope(scope, error, cause)
@@ -93,14 +93,15 @@ class Failures(Step):
                 return False
             delay = backoff(rule, retries, self.task_key(scope, frame))
             self.emit(
-                events.RETRY_SCHEDULED,
+                events.RetryScheduled(
+                    retrier=f"{prefix}{index}",
+                    retry=retries + 1,
+                    delay=delay,
+                    error=error,
+                    cause=cause,
+                ),
                 scope,
                 spec.name,
-                retrier=f"{prefix}{index}",
-                retry=retries + 1,
-                delay=delay,
-                error=error,
-                cause=cause,
             )
             self.start_timer(scope, spec.name, self.now + delay, "retry")
             return True
@@ -109,13 +110,13 @@ class Failures(Step):
     def fail_scope(self, scope: str, error: str, cause: str) -> None:
         """Nothing in this scope handles the error: it fails the enclosing state or the run."""
         if not scope:
-            self.emit(events.EXECUTION_FAILED, error=error, cause=cause)
+            self.emit(events.ExecutionFailed(error=error, cause=cause))
             return
         parent_scope, index = st.parent_of(scope)
         parent = self.state.frames[parent_scope]
         self.emit(
-            events.BRANCH_FAILED, parent_scope, parent.state, index=index, error=error, cause=cause
+            events.BranchFailed(index=index, error=error, cause=cause), parent_scope, parent.state
         )
-        self.emit(events.BRANCHES_CANCELLED, parent_scope, parent.state)
+        self.emit(events.BranchesCancelled(), parent_scope, parent.state)
         self.cancelled.append((st.branch_prefix(parent_scope, parent.state), self.state.seq))
         self.fail_state(parent_scope, error, cause, retryable=error != names.RUNTIME)

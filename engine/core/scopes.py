@@ -19,7 +19,7 @@ class Scopes(Failures):
     """Leaving states, ending scopes, and the branches of Parallel and Map states."""
 
     def leave(self, scope: str, spec: model.State, output: JSON, target: str | None) -> None:
-        self.emit(events.STATE_EXITED, scope, spec.name, output=output)
+        self.emit(events.StateExited(output=output), scope, spec.name)
         if target is None:
             self.end_scope(scope, output)
         else:
@@ -41,14 +41,14 @@ class Scopes(Failures):
             if self.state.cancelling is not None:
                 reason = self.state.cancelling
                 self.emit(
-                    events.EXECUTION_CANCELLED, error=names.CANCELLED, reason=reason, output=output
+                    events.ExecutionCancelled(error=names.CANCELLED, reason=reason, output=output)
                 )
             else:
-                self.emit(events.EXECUTION_SUCCEEDED, output=output)
+                self.emit(events.ExecutionSucceeded(output=output))
             return
         parent_scope, index = st.parent_of(scope)
         parent, spec = self.spec(parent_scope)
-        self.emit(events.BRANCH_SUCCEEDED, parent_scope, parent.state, index=index, output=output)
+        self.emit(events.BranchSucceeded(index=index, output=output), parent_scope, parent.state)
         if isinstance(spec, model.Map):
             self.fill_map(parent_scope, spec, self.map_items(parent_scope, parent, spec))
         self.complete_if_done(parent_scope)
@@ -59,7 +59,7 @@ class Scopes(Failures):
             data = dataflow.effective_input(spec, frame.input, self.context(frame))
             for index, branch in enumerate(spec.branches):
                 if str(index) not in frame.results:
-                    self.emit(events.BRANCH_STARTED, scope, spec.name, index=index)
+                    self.emit(events.BranchStarted(index=index), scope, spec.name)
                     self.goto(st.child_scope(scope, spec.name, index), branch.start_at, data)
             self.complete_if_done(scope)
             return
@@ -115,5 +115,5 @@ class Scopes(Failures):
         return spec.item_selector.evaluate(data, ctx)
 
     def start_item(self, scope: str, spec: model.Map, index: int, value: JSON) -> None:
-        self.emit(events.BRANCH_STARTED, scope, spec.name, index=index)
+        self.emit(events.BranchStarted(index=index), scope, spec.name)
         self.goto(st.child_scope(scope, spec.name, index), spec.processor.start_at, value)

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from collections import deque
 from datetime import datetime, timezone
-from typing import Any
 
-from cairn.core import events, model
+from cairn.core import events, evolve, model
 from cairn.core import state as st
 from cairn.jsontypes import JSON
 
@@ -41,19 +40,17 @@ class Step:
         self.cancelled: list[tuple[str, int]] = []
         """(scope prefix, seq): branches stopped at seq, whose pending moves are dropped."""
 
-    def emit(self, type_: str, scope: str = "", name: str | None = None, /, **details: Any) -> None:
-        # Positional-only, so that details may themselves be called ``name`` or ``scope``
-        # (a signal's name is a detail; the state it concerns is ``name``).
+    def emit(self, payload: events.Payload, scope: str = "", name: str | None = None) -> None:
+        """Record that ``payload`` happened in ``scope`` (at state ``name``) and fold it in."""
         event = events.Event(
             seq=self.state.seq + 1,
-            type=type_,
             time=self.now,
+            payload=payload,
             scope=scope,
             state=name,
-            details=details,
-            run=details["run"] if type_ == events.EXECUTION_STARTED else self.state.run,
+            run=payload.run if isinstance(payload, events.ExecutionStarted) else self.state.run,
         )
-        self.state = st.evolve(self.state, event)
+        self.state = evolve.evolve(self.state, event)
         self.events.append(event)
 
     def next_id(self) -> str:
@@ -106,13 +103,13 @@ class Step:
 
     def start_timer(self, scope: str, name: str | None, due: float, purpose: str) -> None:
         self.emit(
-            events.TIMER_STARTED, scope, name, timer_id=self.next_id(), due=due, purpose=purpose
+            events.TimerStarted(timer_id=self.next_id(), due=due, purpose=purpose), scope, name
         )
 
     def cancel_timers(self, scope: str, purposes: tuple[str, ...]) -> None:
         for timer in list(self.state.timers.values()):
             if timer.scope == scope and timer.purpose in purposes:
-                self.emit(events.TIMER_CANCELLED, scope, timer.state, timer_id=timer.id)
+                self.emit(events.TimerCancelled(timer_id=timer.id), scope, timer.state)
 
     def pending_compensations(self, scope: str) -> list[st.Completion]:
         """The undo steps a Compensate state in ``scope`` has left, newest first.

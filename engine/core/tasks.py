@@ -25,30 +25,32 @@ class Tasks(Compensation):
         if spec.workflow is not None:
             name, _, version = spec.workflow.partition("@")
             self.emit(
-                events.CHILD_STARTED,
+                events.ChildStarted(
+                    child_id=f"{key}:{frame.retry_count + 1}",
+                    workflow=name,
+                    version=int(version) if version else None,
+                    input=data,
+                ),
                 scope,
                 spec.name,
-                child_id=f"{key}:{frame.retry_count + 1}",
-                workflow=name,
-                version=int(version) if version else None,
-                input=data,
             )
             return
         assert spec.activity is not None
         self.emit(
-            events.TASK_SCHEDULED,
+            events.TaskScheduled(
+                task_id=self.next_id(),
+                activity=spec.activity,
+                input=data,
+                attempt=frame.retry_count + 1,
+                key=key,
+                queue=spec.queue,
+                timeout=spec.timeout,
+                heartbeat=spec.heartbeat,
+                callback=spec.callback,
+                heartbeat_details=frame.checkpoint,
+            ),
             scope,
             spec.name,
-            task_id=self.next_id(),
-            activity=spec.activity,
-            input=data,
-            attempt=frame.retry_count + 1,
-            key=key,
-            queue=spec.queue,
-            timeout=spec.timeout,
-            heartbeat=spec.heartbeat,
-            **({"callback": True} if spec.callback else {}),
-            **_checkpoint(frame.checkpoint),
         )
 
     def task_succeeded(self, task: st.Task, result: JSON) -> None:
@@ -59,12 +61,9 @@ class Tasks(Compensation):
             and spec.compensate is not None
         )
         self.emit(
-            events.TASK_SUCCEEDED,
+            events.TaskSucceeded(task_id=task.id, result=result, compensable=compensable),
             task.scope,
             task.state,
-            task_id=task.id,
-            result=result,
-            compensable=compensable,
         )
         if task.compensates is not None:
             self.continue_compensation(task.scope)
@@ -74,7 +73,7 @@ class Tasks(Compensation):
     def task_failed(
         self,
         task: st.Task,
-        kind: str,
+        kind: type[events.TaskFailed | events.TaskTimedOut],
         error: str,
         cause: str,
         retryable: bool = True,
@@ -84,20 +83,16 @@ class Tasks(Compensation):
         for the next attempt), then retry, catch or fail its state."""
         self.end_callback(task)
         self.emit(
-            kind,
+            kind(task_id=task.id, error=error, cause=cause, heartbeat_details=checkpoint),
             task.scope,
             task.state,
-            task_id=task.id,
-            error=error,
-            cause=cause,
-            **_checkpoint(checkpoint),
         )
         self.fail_state(task.scope, error, cause, retryable=retryable)
 
     # -- callbacks ------------------------------------------------------------------------
     def await_callback(self, task: st.Task) -> None:
         """The activity of a callback task has run: wait for its token to be completed."""
-        self.emit(events.CALLBACK_AWAITED, task.scope, task.state, task_id=task.id)
+        self.emit(events.CallbackAwaited(task_id=task.id), task.scope, task.state)
         if task.timeout is not None:
             self.start_timer(task.scope, task.state, self.now + task.timeout, "callback_timeout")
         self.restart_heartbeat(task)
@@ -111,8 +106,3 @@ class Tasks(Compensation):
     def end_callback(self, task: st.Task) -> None:
         if task.awaiting:
             self.cancel_timers(task.scope, CALLBACK_TIMERS)
-
-
-def _checkpoint(details: JSON) -> dict[str, JSON]:
-    """Heartbeat details for an event, when there are any (most tasks never leave one)."""
-    return {} if details is None else {"heartbeat_details": details}

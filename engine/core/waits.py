@@ -41,9 +41,9 @@ class Waits(Scopes):
 
     def consume_signal(self, scope: str, signal: st.PendingSignal) -> None:
         frame, spec = self.spec(scope)
-        self.emit(events.SIGNAL_CONSUMED, scope, spec.name, signal=signal.seq, name=signal.name)
+        self.emit(events.SignalConsumed(signal=signal.seq, name=signal.name), scope, spec.name)
         if frame.timer is not None:
-            self.emit(events.TIMER_CANCELLED, scope, spec.name, timer_id=frame.timer)
+            self.emit(events.TimerCancelled(timer_id=frame.timer), scope, spec.name)
         self.complete_state(scope, {"signal": signal.name, "payload": signal.payload})
 
 

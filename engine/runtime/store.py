@@ -159,11 +159,10 @@ def history(conn: sa.Connection, execution_id: str, run: int | None = None) -> l
     return [
         events.Event(
             seq=r.seq,
-            type=r.type,
             time=r.time,
+            payload=events.read(r.type, r.details),
             scope=r.scope,
             state=r.state,
-            details=r.details,
             run=r.run,
         )
         for r in rows

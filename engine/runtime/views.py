@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cairn import errors
-from cairn.core import decider, events, model
+from cairn.core import decider, events, evolve, model
 from cairn.core import state as st
 from cairn.jsontypes import JSON
 from cairn.runtime import refusals, store, tables
@@ -155,7 +155,7 @@ def replay(conn: sa.Connection, execution_id: str) -> tuple[bool, dict[str, Any]
     if row is None:
         raise errors.NotFound(f"no execution {execution_id!r}")
     history = store.history(conn, execution_id, run=row.run)
-    folded = json.loads(json.dumps(st.to_json(st.fold(history))))
+    folded = json.loads(json.dumps(st.to_json(evolve.fold(history))))
     # Read through the model, so that a snapshot written before a field was added (and
     # so without it) compares by its meaning; an unknown field still fails to load.
     stored = json.loads(json.dumps(st.to_json(st.from_json(row.snapshot))))

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from cairn import testing
-from cairn.core import events
+from cairn.core import events, evolve
 from cairn.core import state as st
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,4 +79,4 @@ def test_case(case: dict[str, Any]) -> None:
             "tasks"
         ]
     assert run.entered == case["states"]
-    assert st.to_json(st.fold(run.history)) == st.to_json(run.state)
+    assert st.to_json(evolve.fold(run.history)) == st.to_json(run.state)

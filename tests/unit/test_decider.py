@@ -186,30 +186,33 @@ def test_a_history_written_by_hand_is_decided_like_one_decide_wrote() -> None:
     h.given(
         events.Event(
             seq=1,
-            type=events.EXECUTION_STARTED,
             time=T0,
-            details={"execution_id": ID, "run": 1, "workflow": "test", "version": 1, "input": 1},
+            payload=events.read(
+                events.EXECUTION_STARTED,
+                {"execution_id": ID, "run": 1, "workflow": "test", "version": 1, "input": 1},
+            ),
         ),
         events.Event(
             seq=2,
-            type=events.STATE_ENTERED,
             time=T0,
             state="Only",
-            details={"input": 1, "entry": 1},
+            payload=events.read(events.STATE_ENTERED, {"input": 1, "entry": 1}),
         ),
         events.Event(
             seq=3,
-            type=events.TASK_SCHEDULED,
             time=T0,
             state="Only",
-            details={
-                "task_id": "t-1",
-                "activity": "A",
-                "input": 1,
-                "attempt": 1,
-                "key": "k",
-                "queue": "default",
-            },
+            payload=events.read(
+                events.TASK_SCHEDULED,
+                {
+                    "task_id": "t-1",
+                    "activity": "A",
+                    "input": 1,
+                    "attempt": 1,
+                    "key": "k",
+                    "queue": "default",
+                },
+            ),
         ),
     )
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from cairn import testing
-from cairn.core import events
+from cairn.core import events, evolve
 from cairn.core import state as st
 from cairn.testing import Outcome
 
@@ -272,7 +272,7 @@ def test_every_decision_is_the_fold_of_the_history(scenario: dict[str, Any]) -> 
     for step in run.steps:
         seen += len(step.decision.events)
         decided = st.to_json(step.decision.state)
-        assert st.to_json(st.fold(history[:seen])) == decided
+        assert st.to_json(evolve.fold(history[:seen])) == decided
         assert st.to_json(st.from_json(decided)) == decided
         assert st.to_json(st.from_json(json.loads(json.dumps(decided)))) == decided
         after = step.decision.state
@@ -285,6 +285,11 @@ def test_every_decision_is_the_fold_of_the_history(scenario: dict[str, Any]) -> 
         }
         check_structure(after)
         before = after
+
+    for event in history:  # as the store writes and reads it back
+        stored = json.loads(json.dumps(event.details))
+        assert events.read(event.type, stored) == event.payload
+        assert event.details == stored
 
     scheduled = [e.details["task_id"] for e in run.of_type(events.TASK_SCHEDULED)]
     assert len(scheduled) == len(set(scheduled))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cairn import testing
-from cairn.core import decider, model
+from cairn.core import decider, evolve, model
 from cairn.core import events as ev
 from cairn.core import state as st
 from cairn.definitions import loader
@@ -60,7 +60,7 @@ def test_cancel_drops_the_wait_and_compensates_then_ends_cancelled() -> None:
     assert done.state.output == {"status": "cancelled"}
     assert done.state.cause == "customer asked"
     history = [*cancelled.events, *done.events]
-    assert st.to_json(st.fold([*_history(spec), *history])) == st.to_json(done.state)
+    assert st.to_json(evolve.fold([*_history(spec), *history])) == st.to_json(done.state)
 
 
 def test_a_second_cancel_stops_the_undo_path_at_once() -> None:
