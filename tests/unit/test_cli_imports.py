@@ -1,6 +1,7 @@
 """A command loads only what it uses, so that ``cairn --help`` and ``cairn describe`` answer at
 once: the database layer, the schema validator, yaml, the code-workflow adapter and the
-worker cost most of a second to import.
+worker cost most of a second to import. Reading a definition (``validate``, ``graph``) needs
+no database, so it does not load one.
 
 Each command runs in a fresh interpreter, which then lists the modules it imported: what a
 command loads is the same on every machine, where a timing would not be.
@@ -30,6 +31,17 @@ finally:
 DATABASE = ("sqlalchemy",)
 HEAVY = ("jsonschema", "yaml", "cairn.codeflow", "cairn.definitions", "cairn.runtime.worker")
 
+WAITING = """
+Name: waiting
+Version: 1
+StartAt: Hold
+States:
+  Hold:
+    Type: Wait
+    Seconds: 3600
+    End: true
+"""
+
 
 def imported(tmp_path: Path, *args: str) -> set[str]:
     """The modules ``cairn ARGS`` imported, run in its own interpreter."""
@@ -57,16 +69,10 @@ def test_help_imports_neither_the_database_nor_the_reader_nor_the_adapter(
     assert among(imported(tmp_path, *args), DATABASE + HEAVY) == []
 
 
-WAITING = """
-Name: waiting
-Version: 1
-StartAt: Hold
-States:
-  Hold:
-    Type: Wait
-    Seconds: 3600
-    End: true
-"""
+@pytest.mark.parametrize("command", ["validate", "graph"])
+def test_reading_a_definition_never_loads_the_database(tmp_path: Path, command: str) -> None:
+    (tmp_path / "waiting.yaml").write_text(WAITING, encoding="utf-8")
+    assert among(imported(tmp_path, command, "waiting.yaml"), DATABASE) == []
 
 
 def test_describe_imports_the_database_layer_only(tmp_path: Path) -> None:
