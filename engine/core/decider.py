@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from cairn.core import dataflow, events, model, names, step, tasks, waits
 from cairn.core import state as st
-from cairn.core.expressions import DataError, truthy
+from cairn.core.expressions import DataError, Expression, truthy
 from cairn.jsontypes import JSON
 
 HISTORY_LIMIT = 25_000
@@ -336,7 +335,7 @@ class _Step(tasks.Tasks, waits.Waits):
             self.fail_state(scope, names.RUNTIME, str(exc))
 
 
-def _text(expression: Any, data: JSON, ctx: Mapping[str, JSON]) -> str | None:
+def _text(expression: Expression | None, data: JSON, ctx: Mapping[str, JSON]) -> str | None:
     if expression is None:
         return None
     value = expression.evaluate(data, ctx)

@@ -269,7 +269,9 @@ class Writer:
     ) -> None:
         """What a transition means for other executions: children to start or cancel, and
         the parent to tell; all in the same transaction."""
-        closed = {e.details["child_id"] for e in new_events if e.type == events.CHILD_CLOSED}
+        closed = {
+            e.payload.child_id for e in new_events if isinstance(e.payload, events.ChildClosed)
+        }
         for child in state.children.values():
             if child.id not in before.children:
                 self._start_child(conn, execution_id, child)
