@@ -37,6 +37,7 @@ from bench import engine as bench
 from cairn import activities
 from cairn.client import Client
 from cairn.definitions import loader
+from cairn.jsontypes import JSON
 from cairn.runtime import tables, worker
 from cairn.runtime.dispatcher import Dispatcher
 from cairn.runtime.writer import Writer
@@ -202,7 +203,7 @@ def run_loop(
     iterations: int,
     every: int,
 ) -> Phase:
-    loop = {"n": 0, "limit": iterations, "every": every}
+    loop: dict[str, JSON] = {"n": 0, "limit": iterations, "every": every}
     before = commits.count
     with sampler.measure():
         began = time.perf_counter()

@@ -10,6 +10,7 @@ read the history they leave.
   timers in due order.
 - ``Harness`` applies commands one at a time, for given / when / then tests of ``decide``.
 - ``changes`` tells which tasks and timers a decision opened and closed.
+- ``as_object``, ``as_list`` and ``as_number`` narrow a JSON value a test reads into.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class Outcome:
             return events.TimeOutTask(task_id=task.id, error=self.error, cause=self.cause)
         result = self.result
         if self.result_of is not None:
-            context = {
+            context: dict[str, JSON] = {
                 "Task": {
                     "Activity": task.activity,
                     "Attempt": task.attempt,
@@ -209,6 +210,27 @@ def changes(before: st.Execution, after: st.Execution) -> Changes:
         new_timers=tuple(t for k, t in after.timers.items() if k not in before.timers),
         dropped_timers=tuple(k for k in before.timers if k not in after.timers),
     )
+
+
+def as_object(value: JSON) -> dict[str, JSON]:
+    """``value``, which a test expects to be a JSON object."""
+    if not isinstance(value, dict):
+        raise TypeError(f"not a JSON object: {value!r}")
+    return value
+
+
+def as_list(value: JSON) -> list[JSON]:
+    """``value``, which a test expects to be a JSON array."""
+    if not isinstance(value, list):
+        raise TypeError(f"not a JSON array: {value!r}")
+    return value
+
+
+def as_number(value: JSON) -> float:
+    """``value``, which a test expects to be a JSON number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"not a JSON number: {value!r}")
+    return value
 
 
 def definition_of(definition: model.Definition | Mapping[str, Any]) -> model.Definition:

@@ -155,7 +155,7 @@ def duration_seconds(value: object, *, whole: bool = True) -> int | float:
     return value
 
 
-def retries(retry: Retry | Sequence[Retry]) -> list[dict[str, JSON]]:
+def retries(retry: Retry | Sequence[Retry]) -> list[JSON]:
     """The Retry field of a state."""
     rules = [retry] if isinstance(retry, Retry) else list(retry)
     for rule in rules:

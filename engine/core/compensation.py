@@ -18,7 +18,9 @@ class Compensation(Scopes):
     """Scheduling the undo steps of a Compensate state."""
 
     def begin_compensation(self, scope: str, frame: st.Frame, spec: model.Compensate) -> None:
-        steps = [{"seq": c.seq, "state": c.state} for c in self.pending_compensations(scope)]
+        steps: list[JSON] = [
+            {"seq": c.seq, "state": c.state} for c in self.pending_compensations(scope)
+        ]
         self.emit(events.CompensationScheduled(steps=steps), scope, spec.name)
         self.continue_compensation(scope)
 

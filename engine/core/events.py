@@ -425,7 +425,8 @@ def read(type_: str, details: dict[str, JSON]) -> Payload:
     cls = _TYPES.get(type_)
     if cls is None:
         raise ValueError(f"unknown event type {type_!r}")
-    known = {name: details[name] for name, _ in _fields(cls) if name in details}
+    # Stored details are trusted to have the types the payload that wrote them had.
+    known: dict[str, Any] = {name: details[name] for name, _ in _fields(cls) if name in details}
     try:
         return cls(**known)
     except TypeError as exc:

@@ -88,9 +88,10 @@ class Expression:
     def evaluate(self, data: JSON, context: Mapping[str, JSON] | None = None) -> JSON:
         target = context if self.on_context else data
         try:
-            return self._compiled.search(target, options=_OPTIONS)
+            found: JSON = self._compiled.search(target, options=_OPTIONS)
         except jmespath_errors.JMESPathError as exc:
             raise DataError(f"expression {self.source!r} failed: {exc}") from exc
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,8 @@ class Template:
         computed: list[tuple[str, Expression | Template | TemplateList]] = []
         for key, value in body.items():
             if key.endswith(".$"):
+                if not isinstance(value, str):
+                    raise TypeError(f"{key!r} needs an expression, not {value!r}")
                 computed.append((key[:-2], Expression.compile(value)))
             elif isinstance(value, dict):
                 computed.append((key, Template.compile(value)))

@@ -24,7 +24,8 @@ def plain(value: JSON, what: str) -> JSON:
     be the same value.
     """
     try:
-        return orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+        stored: JSON = orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+        return stored
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise errors.InvalidInput(f"{what} is not JSON: {exc}") from exc
 

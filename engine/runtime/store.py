@@ -424,12 +424,14 @@ def requeue(conn: sa.Connection, row: Any, now: float) -> None:
 
 
 def _as_is(value: Any) -> JSON:
-    return value
+    stored: JSON = value
+    return stored
 
 
 def _decode(value: Any) -> JSON:
     # A JSON column has numeric affinity on SQLite: a bare number comes back as one.
-    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+    decoded: JSON = orjson.loads(value) if isinstance(value, (str, bytes)) else value
+    return decoded
 
 
 def json_size(value: JSON) -> int:

@@ -326,15 +326,15 @@ def assert_history_names_workers(client: Client, journal: Journal, ids: Iterable
         started: dict[str, str] = {}
         scheduled: dict[str, tuple[str, int]] = {}
         for event in client.history(execution_id):
-            d = event.details
-            if event.type == events.TASK_SCHEDULED:
-                scheduled[d["task_id"]] = (d["key"], d["attempt"])
-            elif event.type == events.TASK_STARTED:
-                started[d["task_id"]] = d["worker"]
-            elif event.type == events.TASK_SUCCEEDED:
-                key, attempt = scheduled[d["task_id"]]
-                assert started[d["task_id"]] == last_run[(key, attempt)].worker, (key, attempt)
-                checked += 1
+            match event.payload:
+                case events.TaskScheduled(task_id=task_id, key=key, attempt=attempt):
+                    scheduled[task_id] = (key, attempt)
+                case events.TaskStarted(task_id=task_id, worker=worker):
+                    started[task_id] = worker
+                case events.TaskSucceeded(task_id=task_id):
+                    key, attempt = scheduled[task_id]
+                    assert started[task_id] == last_run[(key, attempt)].worker, (key, attempt)
+                    checked += 1
     return checked
 
 

@@ -15,8 +15,10 @@ from cairn import errors
 from cairn.cli.main import main
 from cairn.client import Client
 from cairn.core import events
+from cairn.jsontypes import JSON
 from cairn.runtime import invoke, tables, worker
 from cairn.runtime.dispatcher import Dispatcher
+from cairn.testing import as_object
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 
@@ -87,8 +89,8 @@ def booking(client: Client, recorder: Recorder) -> Client:
     return client
 
 
-def undo_tags(recorder: Recorder) -> list[str]:
-    return [c.params["tag"] for c in recorder.calls if c.params.get("tag")]
+def undo_tags(recorder: Recorder) -> list[JSON]:
+    return [as_object(c.params)["tag"] for c in recorder.calls if as_object(c.params).get("tag")]
 
 
 @pytest.fixture

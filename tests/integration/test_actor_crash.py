@@ -14,6 +14,7 @@ import pytest
 
 from cairn.client import Client
 from cairn.core import events
+from cairn.jsontypes import JSON
 from tests.integration import actor_flows, flows, support
 
 pytestmark = pytest.mark.crash
@@ -150,7 +151,7 @@ def test_sigkill_on_either_side_of_a_continue_as_new(
     actor_flows.arm(gates, "step-1")  # its success ends run 1 with the ContinueAsNew
     actor_flows.arm(gates, "step-2")  # the first task of run 2
     first = worker_processes(db_url, *WORKER_ARGS)
-    loop = {"n": 0, "limit": 4, "every": 2}
+    loop: JSON = {"n": 0, "limit": 4, "every": 2}
     execution_id = live_client.start("loop", loop, execution_id="crash-loop")["id"]
     kill_while_held(first, gates, "step-1")
     assert live_client.describe(execution_id)["run"] == 1

@@ -14,8 +14,10 @@ from cairn import ActivityError, errors
 from cairn.cli.main import main
 from cairn.client import Client
 from cairn.core import events
+from cairn.jsontypes import JSON
 from cairn.runtime import invoke, tables
 from cairn.runtime.dispatcher import Dispatcher
+from cairn.testing import as_object
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 
@@ -112,8 +114,8 @@ def flaky(client: Client, recorder: Recorder) -> Flaky:
     return handler
 
 
-def steps(recorder: Recorder) -> list[str]:
-    return [c.params["step"] for c in recorder.calls]
+def steps(recorder: Recorder) -> list[JSON]:
+    return [as_object(c.params)["step"] for c in recorder.calls]
 
 
 def test_redrive_a_failed_task_runs_it_again_and_nothing_before_it(

@@ -17,6 +17,7 @@ from cairn.core import decider, events
 from cairn.definitions import loader
 from cairn.runtime import invoke, tables
 from cairn.runtime.dispatcher import Dispatcher
+from cairn.testing import as_list, as_object
 from tests.integration import actor_flows, support
 from tests.integration.support import FakeClock, Recorder
 
@@ -138,7 +139,10 @@ def test_order_v2_cancelled_in_its_window_refunds_and_releases_in_reverse_order(
         {"order_id": "C1", "status": "cancelled", "reason": "changed my mind"},
     )
     (plan,) = support.history(client, execution_id, events.COMPENSATION_SCHEDULED)
-    assert [s["state"] for s in plan.details["steps"]] == ["ReserveInventory", "ChargeCard"]
+    assert [as_object(s)["state"] for s in as_list(plan.details["steps"])] == [
+        "ReserveInventory",
+        "ChargeCard",
+    ]
     assert undo_steps(client, execution_id) == [
         (events.TASK_SCHEDULED, "ReleaseInventory"),
         (events.TASK_SUCCEEDED, "ReleaseInventory"),
@@ -222,7 +226,8 @@ def test_a_compensate_state_undoes_completed_tasks_only_in_reverse_order(
     support.drain(dispatcher, work.registry)
     view = client.inspect(execution_id)
     assert (view["status"], view["error"]) == ("FAILED", "NoCarrier")
-    assert [(c.params.get("tag"), c.params.get("value")) for c in work.calls] == [
+    params = [as_object(c.params) for c in work.calls]
+    assert [(p.get("tag"), p.get("value")) for p in params] == [
         (None, "booked"),
         (None, "paid"),
         (None, None),  # Ship, which failed: nothing to undo
@@ -258,7 +263,7 @@ def test_compensation_after_a_parallel_covers_the_branches_that_completed(
     assert undone == ["flight", "hotel"]
     assert view["compensated"] == ["Hotel", "Flight"]
     (plan,) = support.history(client, execution_id, events.COMPENSATION_SCHEDULED)
-    assert [s["state"] for s in plan.details["steps"]] == ["Flight", "Hotel"]
+    assert [as_object(s)["state"] for s in as_list(plan.details["steps"])] == ["Flight", "Hotel"]
     support.assert_replays(client)
 
 
@@ -286,7 +291,7 @@ def test_a_failing_undo_step_is_retried_with_back_off_and_the_same_key(
         support.drain(dispatcher, work.registry)
     view = client.inspect(execution_id)
     assert (view["status"], view["error"]) == ("FAILED", "NoCarrier")
-    pays = [c for c in work.calls if c.params.get("tag") == "UndoPay"]
+    pays = [c for c in work.calls if as_object(c.params).get("tag") == "UndoPay"]
     assert [c.attempt for c in pays] == [1, 2, 3]
     assert len({c.key for c in pays}) == 1
     retried = support.history(client, execution_id, events.RETRY_SCHEDULED)

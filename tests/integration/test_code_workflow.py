@@ -220,7 +220,9 @@ def test_executions_finish_as_deployed_after_the_python_flow_is_broken_and_worke
 
     deployed = support.cairn("--db", db_url, "deploy", "durable_flow:durable", env=env)
     assert deployed.returncode == 0, deployed.stderr
-    jobs = {f"d-{n}": {"n": n, "pause": 0, "items": list(range(n))} for n in range(EXECUTIONS)}
+    jobs: dict[str, JSON] = {
+        f"d-{n}": {"n": n, "pause": 0, "items": list(range(n))} for n in range(EXECUTIONS)
+    }
     ids = [live_client.start("durable", job, execution_id=key)["id"] for key, job in jobs.items()]
     extra = {flows.GATE: str(gate), "PYTHONPATH": env["PYTHONPATH"], "CAIRN_TEST_MARKS": str(marks)}
     first = worker_processes(db_url, *WORKER_ARGS, "--concurrency", str(EXECUTIONS), **extra)

@@ -12,6 +12,7 @@ from cairn.core import events
 from cairn.definitions import loader
 from cairn.runtime.dispatcher import Dispatcher
 from cairn.runtime.writer import Writer
+from cairn.testing import as_number, as_object
 from tests.integration import support
 from tests.integration.support import Recorder
 
@@ -132,7 +133,7 @@ def test_an_execution_finishes_on_the_version_it_started_on(
         assert support.entered(client, execution["id"]) == states
         started = support.history(client, execution["id"], events.EXECUTION_STARTED)
         assert started[0].details["version"] == view["version"]
-    assert {c.params["n"]: c.key.split(":")[1] for c in echo.calls} == {
+    assert {as_number(as_object(c.params)["n"]): c.key.split(":")[1] for c in echo.calls} == {
         1: "First",
         2: "Screen",
         3: "First",

@@ -15,6 +15,7 @@ from cairn.core import decider, events
 from cairn.definitions import loader
 from cairn.runtime import tables, worker
 from cairn.runtime.dispatcher import Dispatcher
+from cairn.testing import as_list, as_object
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 
@@ -126,7 +127,8 @@ def test_a_failure_after_the_charge_refunds_and_releases_in_reverse_order(
         "OrderFailed",
     ]
     (plan,) = support.history(order_client, execution_id, events.COMPENSATION_SCHEDULED)
-    assert [step["state"] for step in plan.details["steps"]] == ["ReserveInventory", "ChargeCard"]
+    steps = as_list(plan.details["steps"])
+    assert [as_object(step)["state"] for step in steps] == ["ReserveInventory", "ChargeCard"]
     undo = [
         e.details["activity"]
         for e in support.history(order_client, execution_id, events.TASK_SCHEDULED)

@@ -8,6 +8,7 @@ from cairn.client import Client
 from cairn.core import events
 from cairn.runtime import tables
 from cairn.runtime.dispatcher import Dispatcher
+from cairn.testing import as_number
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 
@@ -130,7 +131,7 @@ def test_full_jitter_stays_within_the_back_off_and_is_recorded(
     for n in range(3):
         support.work_one(dispatcher, flaky.registry)
         retry = latest(client, execution_id, events.RETRY_SCHEDULED)
-        delay = retry.details["delay"]
+        delay = as_number(retry.details["delay"])
         assert 0 <= delay <= min(2 * 3**n, 30)
         timer = latest(client, execution_id, events.TIMER_STARTED)
         assert timer.details["due"] == pytest.approx(clock.now + delay)

@@ -7,6 +7,7 @@ import pytest
 from cairn import errors
 from cairn.client import Client
 from cairn.core import events
+from cairn.jsontypes import JSON
 from cairn.runtime import tables
 from tests.integration import support
 
@@ -64,7 +65,7 @@ def test_the_same_id_with_a_different_input_is_refused(client: Client) -> None:
     ],
 )
 def test_input_that_breaks_the_input_schema_starts_nothing(
-    client: Client, bad: object, message: str
+    client: Client, bad: JSON, message: str
 ) -> None:
     support.deploy(client, FLOW)
     with pytest.raises(errors.InvalidInput, match=message) as caught:

@@ -11,8 +11,9 @@ import pytest
 from cairn.core import dataflow, model
 from cairn.core.expressions import DataError, Expression, Template, truthy
 from cairn.jsontypes import JSON
+from cairn.testing import as_object
 
-CONTEXT = {
+CONTEXT: dict[str, JSON] = {
     "Execution": {"Id": "exec-1", "Input": {"first": True}},
     "State": {"Name": "S", "RetryCount": 2},
     "Task": {"IdempotencyKey": "exec-1:S:1"},
@@ -106,7 +107,7 @@ def test_place_into_something_that_is_not_an_object_is_a_data_error(
     ],
 )
 def test_select_input(fields: dict[str, Any], expected: Any) -> None:
-    data = {"a": {"b": 1}, "l": [1, 2]}
+    data: JSON = {"a": {"b": 1}, "l": [1, 2]}
 
     assert dataflow.select_input(state(**fields), data, CONTEXT) == expected
 
@@ -202,7 +203,7 @@ def test_a_template_evaluates_the_same_twice_and_keeps_literals_apart() -> None:
     second = template.evaluate({"v": 2})
 
     assert (first, second) == ({"fixed": {"n": 1}, "v": 1}, {"fixed": {"n": 1}, "v": 2})
-    assert first["fixed"] is not second["fixed"]
+    assert as_object(first)["fixed"] is not as_object(second)["fixed"]
 
 
 @pytest.mark.parametrize(
