@@ -111,7 +111,7 @@ def evolve(state: Execution, event: events.Event) -> Execution:
             return replace(state, seq=event.seq, children=_without(state.children, [p.child_id]))
         case events.RetryScheduled():
             frame = state.frames[event.scope]
-            key = str(p.retrier)
+            key = p.retrier
             retries = {**frame.retries, key: frame.retries.get(key, 0) + 1}
             state = _update_frame(state, event.scope, retries=retries, results={}, started=())
             return replace(state, seq=event.seq)
