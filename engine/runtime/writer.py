@@ -1,9 +1,10 @@
 """The write path around the pure core: load, fold, decide, append; one transaction per cause.
 
-Everything that changes an execution goes through ``apply``: it loads the snapshot, runs
-``decide`` for the commands, and writes the events, the new snapshot and the tasks and timers
-the decision created or dropped, atomically.  A worker that completes a task may claim the
-task that follows in the same transaction, which saves a commit per step.
+Everything that changes an execution goes through ``apply`` (``begin`` for a new one): it
+loads the snapshot, runs ``decide`` for the commands, and writes the events, the new snapshot
+and the tasks and timers the decision created or dropped, atomically.  A worker that
+completes a task may claim the task that follows in the same transaction, which saves a
+commit per step.
 
 Both sides of the engine hold the same ``Writer``: the client (``cairn.client``) for what
 programs and people ask, the dispatcher (``runtime.dispatcher``) for what workers do.  Sharing
