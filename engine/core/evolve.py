@@ -7,9 +7,8 @@ exactly the state that was stored as the snapshot.  It copies only what an event
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from cairn.core import events
 from cairn.core.state import (
@@ -26,11 +25,6 @@ from cairn.core.state import (
     state_path,
 )
 from cairn.jsontypes import JSON
-
-if sys.version_info >= (3, 11):
-    from typing import assert_never
-else:  # SQLAlchemy, a dependency, requires typing_extensions
-    from typing_extensions import assert_never
 
 
 def evolve(state: Execution, event: events.Event) -> Execution:
@@ -195,6 +189,11 @@ def evolve(state: Execution, event: events.Event) -> Execution:
             return _close(state, event, output=p.input, continue_version=p.version)
         case _:
             assert_never(p)
+
+
+def assert_never(value: NoReturn) -> NoReturn:
+    """``typing.assert_never``, which Python 3.10 lacks: mypy fails where a case is missing."""
+    raise AssertionError(f"unhandled: {value!r}")
 
 
 def _close(
