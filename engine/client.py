@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from cairn import errors
-from cairn.core import events, model
+from cairn.core import commands, events, model
 from cairn.core import state as st
 from cairn.jsontypes import JSON
 from cairn.runtime import database, payloads, refusals, roster, store, views, writer
@@ -121,12 +121,12 @@ class Client:
         """Record a signal; a Wait for it consumes the oldest (see README, actors)."""
         self._require_running(execution_id)
         payload = payloads.plain(payload, "the signal payload")
-        self.writer.transition(execution_id, [events.Signal(name=name, payload=payload)])
+        self.writer.transition(execution_id, [commands.Signal(name=name, payload=payload)])
 
     def cancel(self, execution_id: str, reason: str = "") -> None:
         """Stop the execution (or send it to its OnCancel state)."""
         self._require_running(execution_id)
-        self.writer.transition(execution_id, [events.Cancel(reason=reason)])
+        self.writer.transition(execution_id, [commands.Cancel(reason=reason)])
 
     def complete(
         self,
@@ -137,19 +137,19 @@ class Client:
         cause: str = "",
     ) -> None:
         """Complete a callback task by its token: with ``output``, or failed with ``error``."""
-        command: events.Command
+        command: commands.Command
         if error is None:
             output = payloads.plain(output, "the output")
-            command = events.CompleteTask(task_id=token, result=output, token=True)
+            command = commands.CompleteTask(task_id=token, result=output, token=True)
         else:
-            command = events.FailTask(task_id=token, error=error, cause=cause)
+            command = commands.FailTask(task_id=token, error=error, cause=cause)
         self._by_token(token, command)
 
     def heartbeat(self, token: str) -> None:
         """Tell a callback task's HeartbeatSeconds that the outside work goes on."""
-        self._by_token(token, events.Heartbeat(task_id=token))
+        self._by_token(token, commands.Heartbeat(task_id=token))
 
-    def _by_token(self, token: str, command: events.Command) -> None:
+    def _by_token(self, token: str, command: commands.Command) -> None:
         execution_id = token.rsplit(":", 2)[0]
         if token.count(":") < 2 or self.writer.row(execution_id) is None:
             raise errors.UnknownTaskToken(f"unknown task token {token!r}")
@@ -184,7 +184,7 @@ class Client:
                 f"execution {execution_id!r} is {row.status}; only FAILED or "
                 "TIMED_OUT executions can be redriven"
             )
-        state = self.writer.transition(execution_id, [events.Redrive()])
+        state = self.writer.transition(execution_id, [commands.Redrive()])
         if state.status in ("FAILED", "TIMED_OUT") and state.seq == row.seq:
             stopped = st.from_json(row.snapshot).resume
             where = f"at its Fail state {stopped.state!r}" if stopped else "before any state"

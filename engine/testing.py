@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from cairn.core import decider, events, evolve, model, names
+from cairn.core import commands, decider, events, evolve, model, names
 from cairn.core import state as st
 from cairn.core.expressions import Expression
 from cairn.jsontypes import JSON
@@ -103,14 +103,14 @@ class Outcome:
             return cls.succeed(spec["result"], after=after)
         raise ValueError(f"not an outcome: {dict(spec)!r}")
 
-    def command(self, task: st.Task) -> events.Command:
+    def command(self, task: st.Task) -> commands.Command:
         """The command a worker reports when this outcome happens to ``task``."""
         if self.kind == "error":
-            return events.FailTask(
+            return commands.FailTask(
                 task_id=task.id, error=self.error, cause=self.cause, retryable=self.retryable
             )
         if self.kind == "timeout":
-            return events.TimeOutTask(task_id=task.id, error=self.error, cause=self.cause)
+            return commands.TimeOutTask(task_id=task.id, error=self.error, cause=self.cause)
         result = self.result
         if self.result_of is not None:
             context: dict[str, JSON] = {
@@ -121,7 +121,7 @@ class Outcome:
                 }
             }
             result = self.result_of.evaluate(task.input, context)
-        return events.CompleteTask(task_id=task.id, result=result)
+        return commands.CompleteTask(task_id=task.id, result=result)
 
 
 OutcomeSpec: TypeAlias = "Outcome | Mapping[str, Any]"
@@ -148,7 +148,7 @@ class Signal:
 class Step:
     """One call of ``decide``: the command, the clock reading, and what it decided."""
 
-    command: events.Command
+    command: commands.Command
     now: float
     decision: decider.Decision
 
@@ -275,7 +275,7 @@ def simulate(
     history: list[events.Event] = []
     steps: list[Step] = []
 
-    def apply(command: events.Command) -> None:
+    def apply(command: commands.Command) -> None:
         nonlocal state
         if len(steps) >= max_steps:
             raise RuntimeError(f"the execution did not close within {max_steps} commands")
@@ -289,7 +289,7 @@ def simulate(
         for timer in opened.new_timers:
             heapq.heappush(agenda, (timer.due, 2, next(order), "timer", timer.id))
 
-    apply(events.Start(execution_id=execution_id, input=input))
+    apply(commands.Start(execution_id=execution_id, input=input))
     while agenda and not state.closed:
         due, _, _, kind, item = heapq.heappop(agenda)
         now = max(now, due)
@@ -297,7 +297,7 @@ def simulate(
             task: st.Task = item
             if task.id not in state.tasks:
                 continue
-            apply(events.BeginTask(task_id=task.id, worker="simulator"))
+            apply(commands.BeginTask(task_id=task.id, worker="simulator"))
             outcome = script(task)
             if outcome.kind != "hold":
                 finish = (task, outcome)
@@ -308,11 +308,11 @@ def simulate(
                 apply(outcome.command(state.tasks[task.id]))
         elif kind == "timer":
             if item in state.timers:
-                apply(events.FireTimer(timer_id=item))
+                apply(commands.FireTimer(timer_id=item))
         elif kind == "signal":
-            apply(events.Signal(name=item.name, payload=item.payload))
+            apply(commands.Signal(name=item.name, payload=item.payload))
         else:
-            apply(events.Cancel(reason="cancelled by the script"))
+            apply(commands.Cancel(reason="cancelled by the script"))
     return Run(definition=machine, history=tuple(history), state=state, steps=tuple(steps))
 
 
@@ -367,9 +367,9 @@ class Harness:
 
     def start(self, input: JSON = None) -> decider.Decision:
         """Start the execution with ``input``."""
-        return self.when(events.Start(execution_id=self.execution_id, input=input))
+        return self.when(commands.Start(execution_id=self.execution_id, input=input))
 
-    def given(self, *steps: events.Event | events.Command) -> Harness:
+    def given(self, *steps: events.Event | commands.Command) -> Harness:
         """Append events as they are, and the events of commands as ``decide`` makes them."""
         for step in steps:
             if isinstance(step, events.Event):
@@ -378,7 +378,7 @@ class Harness:
                 self.when(step)
         return self
 
-    def when(self, command: events.Command, *, at: float | None = None) -> decider.Decision:
+    def when(self, command: commands.Command, *, at: float | None = None) -> decider.Decision:
         """Decide ``command`` (at ``at``, else the current clock) and record its events."""
         if at is not None:
             self.now = at
@@ -406,13 +406,13 @@ class Harness:
 
     def complete(self, state: str, result: JSON = None) -> decider.Decision:
         """The open task of ``state`` returns ``result``."""
-        return self.when(events.CompleteTask(task_id=self.task(state).id, result=result))
+        return self.when(commands.CompleteTask(task_id=self.task(state).id, result=result))
 
     def fail(self, state: str, error: str, cause: str = "") -> decider.Decision:
         """The open task of ``state`` fails with ``error``."""
-        return self.when(events.FailTask(task_id=self.task(state).id, error=error, cause=cause))
+        return self.when(commands.FailTask(task_id=self.task(state).id, error=error, cause=cause))
 
     def fire(self, purpose: str, state: str | None = None) -> decider.Decision:
         """Move the clock to the due time of the open timer and fire it."""
         timer = self.timer(purpose, state)
-        return self.when(events.FireTimer(timer_id=timer.id), at=max(self.now, timer.due))
+        return self.when(commands.FireTimer(timer_id=timer.id), at=max(self.now, timer.due))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cairn.core import dataflow, events, model, names, step, tasks, waits
+from cairn.core import commands, dataflow, events, model, names, step, tasks, waits
 from cairn.core import state as st
 from cairn.core.expressions import DataError, Expression, truthy
 from cairn.jsontypes import JSON
@@ -44,7 +44,7 @@ class Decision:
 def decide(
     definition: model.Definition,
     state: st.Execution,
-    command: events.Command,
+    command: commands.Command,
     now: float,
     *,
     history_limit: int = HISTORY_LIMIT,
@@ -85,12 +85,12 @@ class _Step(tasks.Tasks, waits.Waits):
             self.enter(scope, name, data)
 
     # -- commands -------------------------------------------------------------------------
-    def handle(self, command: events.Command) -> None:
+    def handle(self, command: commands.Command) -> None:
         s = self.state
-        if isinstance(command, events.Start):
+        if isinstance(command, commands.Start):
             if s.status == "PENDING":
                 self.start(command)
-        elif isinstance(command, events.Redrive):
+        elif isinstance(command, commands.Redrive):
             if s.status in ("FAILED", "TIMED_OUT") and self.redrivable():
                 self.redrive()
         elif s.status == "PENDING" or s.closed:
@@ -100,7 +100,7 @@ class _Step(tasks.Tasks, waits.Waits):
             self.dispatch(command)
         self.drain()
 
-    def start(self, command: events.Start) -> None:
+    def start(self, command: commands.Start) -> None:
         d = self.definition
         self.emit(
             events.ExecutionStarted(
@@ -122,10 +122,10 @@ class _Step(tasks.Tasks, waits.Waits):
             return
         self.goto("", d.machine.start_at, command.input)
 
-    def dispatch(self, command: events.Command) -> None:
+    def dispatch(self, command: commands.Command) -> None:
         tasks = self.state.tasks
         match command:
-            case events.BeginTask(task_id=task_id, worker=worker):
+            case commands.BeginTask(task_id=task_id, worker=worker):
                 task = tasks.get(task_id)
                 if task is not None:
                     self.emit(
@@ -133,7 +133,7 @@ class _Step(tasks.Tasks, waits.Waits):
                         task.scope,
                         task.state,
                     )
-            case events.CompleteTask(task_id=task_id, result=result, token=token):
+            case commands.CompleteTask(task_id=task_id, result=result, token=token):
                 task = tasks.get(task_id)
                 if task is None:
                     return
@@ -142,7 +142,7 @@ class _Step(tasks.Tasks, waits.Waits):
                 else:
                     self.end_callback(task)
                     self.task_succeeded(task, result)
-            case events.FailTask(
+            case commands.FailTask(
                 task_id=task_id,
                 error=error,
                 cause=cause,
@@ -152,29 +152,29 @@ class _Step(tasks.Tasks, waits.Waits):
                 if task_id in tasks:
                     task = tasks[task_id]
                     self.task_failed(task, events.TaskFailed, error, cause, retry, details)
-            case events.TimeOutTask(
+            case commands.TimeOutTask(
                 task_id=task_id, error=error, cause=cause, heartbeat_details=details
             ):
                 if task_id in tasks:
                     task = tasks[task_id]
                     self.task_failed(task, events.TaskTimedOut, error, cause, True, details)
-            case events.Heartbeat(task_id=task_id):
+            case commands.Heartbeat(task_id=task_id):
                 task = tasks.get(task_id)
                 if task is not None and task.awaiting:
                     self.emit(events.CallbackHeartbeat(task_id=task_id), task.scope, task.state)
                     self.restart_heartbeat(task)
-            case events.CloseChild(child_id=child_id):
+            case commands.CloseChild(child_id=child_id):
                 child = self.state.children.get(child_id)
                 if child is not None:
                     self.child_closed(child, command)
-            case events.FireTimer(timer_id=timer_id):
+            case commands.FireTimer(timer_id=timer_id):
                 timer = self.state.timers.get(timer_id)
                 if timer is not None:
                     self.timer_fired(timer)
-            case events.Signal(name=name, payload=payload):
+            case commands.Signal(name=name, payload=payload):
                 self.emit(events.SignalReceived(name=name, payload=payload))
                 self.deliver_signals()
-            case events.Cancel(reason=reason):
+            case commands.Cancel(reason=reason):
                 self.cancel(reason or "cancelled")
 
     def cancel(self, reason: str) -> None:
@@ -277,7 +277,7 @@ class _Step(tasks.Tasks, waits.Waits):
                 raise AssertionError(f"unhandled state type {type(spec).__name__}")
 
     # -- child workflows ------------------------------------------------------------------
-    def child_closed(self, child: st.Child, closed: events.CloseChild) -> None:
+    def child_closed(self, child: st.Child, closed: commands.CloseChild) -> None:
         self.emit(
             events.ChildClosed(
                 child_id=child.id,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 
 import sqlalchemy as sa
 
-from cairn.core import events, names
+from cairn.core import commands, names
 from cairn.jsontypes import JSON
 from cairn.runtime import handoff, leasing, refusals, roster, store, wakeup, writer
 
@@ -55,7 +55,7 @@ class Dispatcher:
         self,
         claim: leasing.Claim,
         worker: str,
-        outcome: events.CompleteTask | events.FailTask,
+        outcome: commands.CompleteTask | commands.FailTask,
         offer: leasing.Offer | None = None,
     ) -> list[leasing.Claim] | None:
         """Record a task's outcome (and claim what follows).
@@ -114,7 +114,7 @@ class Dispatcher:
                 store.lock(conn, row.execution_id)
                 if not store.take_timer(conn, row.id):
                     continue
-                self.writer.apply(conn, row.execution_id, [events.FireTimer(timer_id=row.id)])
+                self.writer.apply(conn, row.execution_id, [commands.FireTimer(timer_id=row.id)])
             fired += 1
         return fired
 
@@ -144,7 +144,7 @@ class Dispatcher:
                     continue
                 # A polled claim has no TaskStarted yet: name the worker the attempt ran on.
                 started = leasing.Started(task_id=row.id, worker=row.lease_owner, at=row.started_at)
-                timed_out = events.TimeOutTask(
+                timed_out = commands.TimeOutTask(
                     task_id=row.id,
                     error=error,
                     cause=cause,

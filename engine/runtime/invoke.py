@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from cairn import activities
-from cairn.core import events, names
+from cairn.core import commands, names
 from cairn.jsontypes import JSON
 
 PAYLOAD_LIMIT = 256 * 1024
@@ -53,18 +53,18 @@ class Context:
             self.cancelled = True
 
 
-def invoke(handler: activities.Handler, params: JSON, ctx: Context) -> events.Command:
+def invoke(handler: activities.Handler, params: JSON, ctx: Context) -> commands.Command:
     """Run ``handler`` and turn whatever happens into CompleteTask or FailTask."""
     try:
         result = handler(params, ctx)
         if inspect.isawaitable(result):
             result = asyncio.run(_await(result))
     except activities.ActivityError as exc:
-        return events.FailTask(
+        return commands.FailTask(
             task_id=ctx.task_id, error=exc.name, cause=exc.cause, retryable=exc.retryable
         )
     except Exception as exc:
-        return events.FailTask(task_id=ctx.task_id, error=type(exc).__name__, cause=str(exc))
+        return commands.FailTask(task_id=ctx.task_id, error=type(exc).__name__, cause=str(exc))
     return check_result(ctx, result)
 
 
@@ -72,7 +72,7 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-def check_result(ctx: Context, result: Any) -> events.Command:
+def check_result(ctx: Context, result: Any) -> commands.Command:
     """A valid result completes the task; one that is not JSON or too large fails it."""
     try:
         # Strict JSON (no NaN or Infinity), and storable as the store encodes it (orjson
@@ -80,7 +80,7 @@ def check_result(ctx: Context, result: Any) -> events.Command:
         json.dumps(result, allow_nan=False)
         encoded = orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS)
     except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
-        return events.FailTask(
+        return commands.FailTask(
             task_id=ctx.task_id,
             error=names.RUNTIME,
             cause=f"activity {ctx.activity} returned a result that is not JSON: {exc}",
@@ -88,7 +88,7 @@ def check_result(ctx: Context, result: Any) -> events.Command:
         )
     size = len(encoded)
     if size > PAYLOAD_LIMIT:
-        return events.FailTask(
+        return commands.FailTask(
             task_id=ctx.task_id,
             error=names.DATA_LIMIT_EXCEEDED,
             cause=f"activity {ctx.activity} returned {size} bytes; "
@@ -97,4 +97,4 @@ def check_result(ctx: Context, result: Any) -> events.Command:
         )
     # The result as it will be stored (tuples become lists, keys strings), so that the state
     # this process goes on with is the one a reload would give.
-    return events.CompleteTask(task_id=ctx.task_id, result=orjson.loads(encoded))
+    return commands.CompleteTask(task_id=ctx.task_id, result=orjson.loads(encoded))

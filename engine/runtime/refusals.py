@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cairn.core import decider, events
+from cairn.core import commands, decider
 from cairn.runtime import leasing, tables
 
 
@@ -19,7 +19,7 @@ def record(
     conn: sa.Connection,
     claim: leasing.Claim,
     worker: str,
-    outcome: events.CompleteTask | events.FailTask,
+    outcome: commands.CompleteTask | commands.FailTask,
     now: float,
 ) -> None:
     """Keep an outcome that came after its worker lost the lease, with why it lost it."""
@@ -32,7 +32,7 @@ def record(
     else:
         reason = f"the lease expired; worker {row.lease_owner} holds the task now"
     brought: dict[str, Any]
-    if isinstance(outcome, events.FailTask):
+    if isinstance(outcome, commands.FailTask):
         brought = {"outcome": "failed", "error": outcome.error, "cause": outcome.cause}
     else:
         brought = {"outcome": "succeeded", "result": outcome.result}

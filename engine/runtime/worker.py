@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from cairn import activities
-from cairn.core import events
+from cairn.core import commands
 from cairn.jsontypes import JSON
 from cairn.runtime import database, dispatcher, invoke, leasing, roster
 
@@ -188,7 +188,7 @@ class Worker:
             raise
         with self._lock:
             self._recording += 1
-        if isinstance(outcome, events.FailTask) and checkpoint[0] is not None:
+        if isinstance(outcome, commands.FailTask) and checkpoint[0] is not None:
             # The next attempt starts from where this one got to.
             outcome = dataclasses.replace(outcome, heartbeat_details=checkpoint[0])
         try:
@@ -209,14 +209,14 @@ class Worker:
         if following is None:
             self._report("lost", claim, "the lease expired; another worker owns this task now")
             return None
-        if isinstance(outcome, events.FailTask):
+        if isinstance(outcome, commands.FailTask):
             self._report("failed", claim, f"{outcome.error}: {outcome.cause}")
         else:
             self._report("succeeded", claim)
         return following[0] if following else None
 
     def _record(
-        self, claim: leasing.Claim, outcome: events.CompleteTask | events.FailTask
+        self, claim: leasing.Claim, outcome: commands.CompleteTask | commands.FailTask
     ) -> list[leasing.Claim] | None:
         """Record an outcome, trying again while the database refuses (a lost connection, a
         full disk), until the worker stops.

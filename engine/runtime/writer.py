@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from cairn import errors
-from cairn.core import decider, events, model, names
+from cairn.core import commands, decider, events, model, names
 from cairn.core import state as st
 from cairn.jsontypes import JSON
 from cairn.runtime import database, handoff, leasing, payloads, store, views
@@ -95,9 +95,9 @@ class Writer:
         return self._definitions[key]
 
     # -- the one way state changes -------------------------------------------------------
-    def transition(self, execution_id: str, commands: Sequence[events.Command]) -> st.Execution:
+    def transition(self, execution_id: str, batch: Sequence[commands.Command]) -> st.Execution:
         """Apply commands in a transaction of their own (see ``apply`` and ``retrying``)."""
-        return self.retrying(lambda conn: self.apply(conn, execution_id, commands))[0]
+        return self.retrying(lambda conn: self.apply(conn, execution_id, batch))[0]
 
     def retrying(self, change: Callable[[sa.Connection], T]) -> T:
         """Run ``change`` in a writing transaction, again from the start while another writer
@@ -122,11 +122,11 @@ class Writer:
         self,
         conn: sa.Connection,
         execution_id: str,
-        commands: Sequence[events.Command],
+        batch: Sequence[commands.Command],
         offer: leasing.Offer | None = None,
         started: leasing.Started | None = None,
     ) -> tuple[st.Execution, list[leasing.Claim]]:
-        """Decide ``commands`` and write the outcome in the caller's transaction.
+        """Decide the commands of ``batch`` and write the outcome in the caller's transaction.
 
         With ``offer``, new tasks the offering worker can run are leased to it; with
         ``started``, the task it finishes is first recorded as started if it is not yet.
@@ -144,11 +144,11 @@ class Writer:
             task = state.tasks.get(started.task_id)
             if task is not None and task.worker != started.worker:
                 # Claimed by polling: record when and by whom it started, at its real time.
-                begin = events.BeginTask(task_id=started.task_id, worker=started.worker)
+                begin = commands.BeginTask(task_id=started.task_id, worker=started.worker)
                 decision = decider.decide(spec, state, begin, started.at)
                 state = decision.state
                 new_events.extend(decision.events)
-        for command in commands:
+        for command in batch:
             decision = decider.decide(spec, state, command, now, history_limit=self.history_limit)
             state = decision.state
             new_events.extend(decision.events)
@@ -180,7 +180,7 @@ class Writer:
     ) -> st.Execution:
         """Lease a new task to the offering worker in this transaction, recording that it
         started."""
-        begin = events.BeginTask(task_id=task.id, worker=offer.worker)
+        begin = commands.BeginTask(task_id=task.id, worker=offer.worker)
         decision = decider.decide(spec, state, begin, now)
         new_events.extend(decision.events)
         leases[task.id] = (
@@ -247,7 +247,7 @@ class Writer:
         """
         version = spec.version if ended.continue_version == "same" else None
         spec = self.definition(spec.name, version)
-        start = events.Start(
+        start = commands.Start(
             execution_id=ended.id,
             input=ended.output,
             run=ended.run + 1,
@@ -279,12 +279,12 @@ class Writer:
         for child_id in before.children:
             if child_id not in state.children and child_id not in closed:
                 reason = f"its parent {execution_id} no longer waits for it"
-                self.apply(conn, child_id, [events.Cancel(reason=reason)])
+                self.apply(conn, child_id, [commands.Cancel(reason=reason)])
         if parent is not None and state.closed and not before.closed:
             self._tell_parent(conn, parent, state)
 
     def _tell_parent(self, conn: sa.Connection, parent: str, child: st.Execution) -> None:
-        closed = events.CloseChild(
+        closed = commands.CloseChild(
             child_id=child.id,
             status=child.status,
             output=child.output,
@@ -298,7 +298,7 @@ class Writer:
             spec = self.definition(child.workflow, child.version)
             payloads.check_input(spec, child.input)
         except (errors.NotFound, errors.InvalidInput) as exc:
-            refused = events.CloseChild(
+            refused = commands.CloseChild(
                 child_id=child.id, status="FAILED", error=names.CHILD_START_FAILED, cause=str(exc)
             )
             self.apply(conn, parent, [refused])
@@ -316,7 +316,7 @@ class Writer:
         """Write a new execution's first steps in the caller's transaction, and what they mean
         for its children and its parent (a child that ends at once tells it at once)."""
         now = self.clock()
-        start = events.Start(execution_id=execution_id, input=input)
+        start = commands.Start(execution_id=execution_id, input=input)
         decision = decider.decide(
             spec, st.initial_state(), start, now, history_limit=self.history_limit
         )

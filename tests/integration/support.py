@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from activities import orders
 from cairn import activities
 from cairn.client import Client
-from cairn.core import events
+from cairn.core import commands, events
 from cairn.definitions import loader
 from cairn.jsontypes import JSON
 from cairn.runtime import invoke, leasing
@@ -201,7 +201,7 @@ def offer(
 
 def run_claim(
     claim: leasing.Claim, registry: activities.Registry
-) -> events.CompleteTask | events.FailTask:
+) -> commands.CompleteTask | commands.FailTask:
     """Run a claimed task's activity as a worker would, and return its outcome."""
     ctx = invoke.Context(
         execution_id=claim.execution_id,
@@ -213,7 +213,7 @@ def run_claim(
         heartbeat_details=claim.heartbeat_details,
     )
     outcome = invoke.invoke(registry[claim.activity], claim.input, ctx)
-    assert isinstance(outcome, (events.CompleteTask, events.FailTask))
+    assert isinstance(outcome, (commands.CompleteTask, commands.FailTask))
     return outcome
 
 

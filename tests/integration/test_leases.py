@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from cairn.client import Client
-from cairn.core import events
+from cairn.core import commands, events
 from cairn.runtime import leasing, tables, worker
 from cairn.runtime.dispatcher import Dispatcher
 from cairn.runtime.writer import Writer
@@ -43,8 +43,8 @@ def task_rows(client: Client) -> list[sa.Row[tuple[object, ...]]]:
         return list(conn.execute(sa.select(tables.tasks)))
 
 
-def done(task_id: str, by: str) -> events.CompleteTask:
-    return events.CompleteTask(task_id=task_id, result={"by": by})
+def done(task_id: str, by: str) -> commands.CompleteTask:
+    return commands.CompleteTask(task_id=task_id, result={"by": by})
 
 
 def test_a_task_past_its_timeout_fails_with_states_timeout(

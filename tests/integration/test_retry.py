@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cairn.client import Client
-from cairn.core import events
+from cairn.core import commands, events
 from cairn.runtime import tables
 from cairn.runtime.dispatcher import Dispatcher
 from cairn.testing import as_number
@@ -72,7 +72,7 @@ def test_back_off_grows_by_the_rate_up_to_the_cap(
         assert claim.attempt == n + 1
         keys.add(claim.key)
         outcome = support.run_claim(claim, flaky.registry)
-        assert isinstance(outcome, events.FailTask)
+        assert isinstance(outcome, commands.FailTask)
         assert (outcome.error, outcome.cause) == ("Boom", f"attempt {n + 1} failed")
         assert dispatcher.finish(claim, "hand", outcome) == []
 

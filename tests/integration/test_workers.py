@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from cairn.cli.main import main
 from cairn.client import Client
-from cairn.core import events
+from cairn.core import commands, events
 from cairn.runtime import database, leasing, tables, worker
 from cairn.runtime.dispatcher import Dispatcher
 from cairn.runtime.writer import Writer
@@ -106,11 +106,15 @@ def test_a_late_outcome_is_refused_and_kept_with_the_reason(
     clock.advance(leasing.DEFAULT_LEASE)
     assert dispatcher.expire_leases() == 1
     (new,) = dispatcher.claim(support.offer(recorder.registry, "w-new", slots=1))
-    done = events.CompleteTask(task_id=old.task_id, result={"by": "w-old"})
+    done = commands.CompleteTask(task_id=old.task_id, result={"by": "w-old"})
     assert dispatcher.finish(old, "w-old", done) is None
-    assert dispatcher.finish(new, "w-new", events.CompleteTask(task_id=new.task_id, result=1)) == []
     assert (
-        dispatcher.finish(old, "w-old", events.FailTask(task_id=old.task_id, error="E", cause="c"))
+        dispatcher.finish(new, "w-new", commands.CompleteTask(task_id=new.task_id, result=1)) == []
+    )
+    assert (
+        dispatcher.finish(
+            old, "w-old", commands.FailTask(task_id=old.task_id, error="E", cause="c")
+        )
         is None
     )
 
@@ -167,7 +171,7 @@ def test_the_last_checkpoint_goes_to_the_next_attempt(
     (second,) = dispatcher.claim(offer)
     assert (second.attempt, second.heartbeat_details) == (2, {"page": 7})
     # A failure reported with a newer checkpoint hands that one on.
-    failed = events.FailTask(
+    failed = commands.FailTask(
         task_id=second.task_id, error="Interrupted", cause="", heartbeat_details={"page": 9}
     )
     assert dispatcher.finish(second, "w1", failed) == []

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from cairn.core import decider, events, failures, model, names
+from cairn.core import commands, decider, events, failures, model, names
 from cairn.core import state as st
-from cairn.core.events import (
+from cairn.core.commands import (
     BeginTask,
     Cancel,
     CompleteTask,
@@ -239,7 +239,7 @@ def test_a_history_written_by_hand_is_decided_like_one_decide_wrote() -> None:
     ],
     ids=lambda c: type(c).__name__,
 )
-def test_commands_for_unknown_tasks_and_timers_change_nothing(command: events.Command) -> None:
+def test_commands_for_unknown_tasks_and_timers_change_nothing(command: commands.Command) -> None:
     h = harness(("Only", task("A")))
     h.start(1)
     before = h.state
@@ -268,7 +268,7 @@ def test_a_task_finished_once_is_not_finished_again() -> None:
     [Signal(name="early"), Cancel(reason="early"), CompleteTask(task_id=f"{ID}:1:3", result=1)],
     ids=lambda c: type(c).__name__,
 )
-def test_nothing_is_recorded_before_the_execution_starts(command: events.Command) -> None:
+def test_nothing_is_recorded_before_the_execution_starts(command: commands.Command) -> None:
     h = harness(("Only", task("A")))
 
     decision = h.when(command)
@@ -288,7 +288,7 @@ def test_nothing_is_recorded_before_the_execution_starts(command: events.Command
     ],
     ids=lambda c: type(c).__name__,
 )
-def test_a_closed_execution_ignores_every_command(command: events.Command) -> None:
+def test_a_closed_execution_ignores_every_command(command: commands.Command) -> None:
     h = harness(("Only", task("A")))
     h.start(1)
     h.when(Cancel(reason="stop"))
