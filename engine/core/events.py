@@ -11,6 +11,7 @@ older version wrote.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
@@ -379,41 +380,8 @@ Payload: TypeAlias = (
 )
 """What one event says happened."""
 
-_TYPES: dict[str, type[Payload]] = {
-    cls.__name__: cls
-    for cls in (
-        ExecutionStarted,
-        StateEntered,
-        StateExited,
-        TaskScheduled,
-        TaskStarted,
-        TaskSucceeded,
-        TaskFailed,
-        TaskTimedOut,
-        RetryScheduled,
-        TimerStarted,
-        TimerFired,
-        TimerCancelled,
-        SignalReceived,
-        SignalConsumed,
-        BranchStarted,
-        BranchSucceeded,
-        BranchFailed,
-        BranchesCancelled,
-        CompensationScheduled,
-        ExecutionSucceeded,
-        ExecutionFailed,
-        ExecutionTimedOut,
-        ExecutionCancelled,
-        ContinuedAsNew,
-        ChildStarted,
-        ChildClosed,
-        CallbackAwaited,
-        CallbackHeartbeat,
-        ExecutionRedriven,
-        CancelRequested,
-    )
-}
+_TYPES: dict[str, type[Payload]] = {cls.__name__: cls for cls in typing.get_args(Payload)}
+"""Each payload class by the type name it is stored under."""
 
 
 def read(type_: str, details: dict[str, JSON]) -> Payload:
