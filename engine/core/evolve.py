@@ -8,7 +8,7 @@ exactly the state that was stored as the snapshot.  It copies only what an event
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, NoReturn
+from typing import NoReturn, TypeVar
 
 from cairn.core import events
 from cairn.core.state import (
@@ -237,12 +237,15 @@ def _name(event: events.Event) -> str:
     return event.state
 
 
-def _without(mapping: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+V = TypeVar("V")
+
+
+def _without(mapping: Mapping[str, V], keys: Iterable[str]) -> dict[str, V]:
     drop = set(keys)
     return {k: v for k, v in mapping.items() if k not in drop}
 
 
-def _update_frame(state: Execution, scope: str, **changes: Any) -> Execution:
+def _update_frame(state: Execution, scope: str, **changes: object) -> Execution:
     frame = replace(state.frames[scope], **changes)
     return replace(state, frames={**state.frames, scope: frame})
 

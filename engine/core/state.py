@@ -232,7 +232,7 @@ def _names(cls: type[Any]) -> tuple[str, ...]:
 R = TypeVar("R")
 
 
-def replace(value: R, **changes: Any) -> R:
+def replace(value: R, **changes: object) -> R:
     """``dataclasses.replace`` without its checks: evolve runs it for every event.
 
     The records here are frozen, slotted dataclasses without ``__post_init__``, so copying
