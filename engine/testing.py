@@ -233,6 +233,10 @@ def as_number(value: JSON) -> float:
     return value
 
 
+_Due: TypeAlias = "st.Task | tuple[st.Task, Outcome] | str | Signal | None"
+"""What the simulator's agenda holds, each due at a time."""
+
+
 def definition_of(definition: model.Definition | Mapping[str, Any]) -> model.Definition:
     """The model of a definition given as a model or as a (valid) document."""
     return definition if isinstance(definition, model.Definition) else model.build(definition)
@@ -263,12 +267,15 @@ def simulate(
     machine = definition_of(definition)
     script = _script(outcomes)
     order = itertools.count()
-    agenda: list[tuple[float, int, int, str, Any]] = []
+    # (due, rank, order, what): a task to claim, a task and how it ends, a timer id, a
+    # signal, or None for the cancel; rank and then order break ties, so ``what`` is never
+    # compared.
+    agenda: list[tuple[float, int, int, _Due]] = []
     for raw in signals:
         signal = raw if isinstance(raw, Signal) else Signal(**raw)
-        heapq.heappush(agenda, (start_time + signal.at, 1, next(order), "signal", signal))
+        heapq.heappush(agenda, (start_time + signal.at, 1, next(order), signal))
     if cancel_at is not None:
-        heapq.heappush(agenda, (start_time + cancel_at, 1, next(order), "cancel", None))
+        heapq.heappush(agenda, (start_time + cancel_at, 1, next(order), None))
 
     now = start_time
     state = st.initial_state()
@@ -285,34 +292,32 @@ def simulate(
         history.extend(decision.events)
         steps.append(Step(command=command, now=now, decision=decision))
         for task in opened.new_tasks:
-            heapq.heappush(agenda, (now, 0, next(order), "claim", task))
+            heapq.heappush(agenda, (now, 0, next(order), task))
         for timer in opened.new_timers:
-            heapq.heappush(agenda, (timer.due, 2, next(order), "timer", timer.id))
+            heapq.heappush(agenda, (timer.due, 2, next(order), timer.id))
 
     apply(commands.Start(execution_id=execution_id, input=input))
     while agenda and not state.closed:
-        due, _, _, kind, item = heapq.heappop(agenda)
+        due, _, _, what = heapq.heappop(agenda)
         now = max(now, due)
-        if kind == "claim":
-            task: st.Task = item
-            if task.id not in state.tasks:
-                continue
-            apply(commands.BeginTask(task_id=task.id, worker="simulator"))
-            outcome = script(task)
-            if outcome.kind != "hold":
-                finish = (task, outcome)
-                heapq.heappush(agenda, (now + outcome.after, 0, next(order), "finish", finish))
-        elif kind == "finish":
-            task, outcome = item
-            if task.id in state.tasks:
-                apply(outcome.command(state.tasks[task.id]))
-        elif kind == "timer":
-            if item in state.timers:
-                apply(commands.FireTimer(timer_id=item))
-        elif kind == "signal":
-            apply(commands.Signal(name=item.name, payload=item.payload))
-        else:
-            apply(commands.Cancel(reason="cancelled by the script"))
+        match what:
+            case st.Task() as task:
+                if task.id not in state.tasks:
+                    continue
+                apply(commands.BeginTask(task_id=task.id, worker="simulator"))
+                outcome = script(task)
+                if outcome.kind != "hold":
+                    heapq.heappush(agenda, (now + outcome.after, 0, next(order), (task, outcome)))
+            case (task, outcome):
+                if task.id in state.tasks:
+                    apply(outcome.command(state.tasks[task.id]))
+            case str() as timer_id:
+                if timer_id in state.timers:
+                    apply(commands.FireTimer(timer_id=timer_id))
+            case Signal() as signal:
+                apply(commands.Signal(name=signal.name, payload=signal.payload))
+            case None:
+                apply(commands.Cancel(reason="cancelled by the script"))
     return Run(definition=machine, history=tuple(history), state=state, steps=tuple(steps))
 
 
