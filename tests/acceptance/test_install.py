@@ -29,8 +29,8 @@ from cairn import activity
 
 
 @activity("Hello")
-def hello(input):
-    return {"greeting": "hello " + input["name"] + ", from the user's own activities"}
+def hello(params, ctx):
+    return {"greeting": "hello " + params["name"] + ", from the user's own activities"}
 """
 
 DEFINITION = """\
