@@ -253,7 +253,7 @@ def describe(ctx: click.Context, execution_id: str, as_json: bool) -> None:
 @click.pass_context
 def history(ctx: click.Context, execution_id: str, as_json: bool) -> None:
     """The event history of an execution, oldest first (every run, after ContinueAsNew)."""
-    from cairn.core import decider
+    from cairn.core import step
 
     found = common.open_client(ctx).history(execution_id)
     if as_json:
@@ -263,7 +263,7 @@ def history(ctx: click.Context, execution_id: str, as_json: bool) -> None:
                     "run": e.run,
                     "seq": e.seq,
                     "type": e.type,
-                    "timestamp": decider.iso(e.time),
+                    "timestamp": step.iso(e.time),
                     "state": e.state,
                     "scope": e.scope,
                     "details": e.details,
@@ -278,7 +278,7 @@ def history(ctx: click.Context, execution_id: str, as_json: bool) -> None:
             (
                 *((e.run,) if runs else ()),
                 e.seq,
-                decider.iso(e.time),
+                step.iso(e.time),
                 e.type,
                 f"{e.scope}/{e.state}" if e.scope and e.state else e.state or "",
                 common.compact(e.details, 70),

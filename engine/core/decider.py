@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cairn.core import commands, dataflow, events, model, names, step, tasks, waits
+from cairn.core import commands, dataflow, events, model, names, tasks, waits
 from cairn.core import state as st
 from cairn.core.expressions import DataError, Expression, truthy
 from cairn.jsontypes import JSON
@@ -28,9 +28,6 @@ HISTORY_LIMIT = 25_000
 
 MAX_STEPS = 10_000
 """Transitions one command may cause; more means a loop of pure states that never waits."""
-
-iso = step.iso
-"""Times as the context object shows them: the views of executions show them the same way."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cairn.core import commands, decider
+from cairn.core import commands, step
 from cairn.runtime import leasing, tables
 
 
@@ -73,8 +73,8 @@ def listing(conn: sa.Connection, execution_id: str | None = None) -> list[dict[s
             "result": r.result,
             "error": r.error,
             "cause": r.cause,
-            "started_at": decider.iso(r.started_at),
-            "refused_at": decider.iso(r.refused_at),
+            "started_at": step.iso(r.started_at),
+            "refused_at": step.iso(r.refused_at),
             "reason": r.reason,
         }
         for r in rows

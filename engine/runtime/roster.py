@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cairn.core import decider
+from cairn.core import step
 from cairn.runtime import leasing, store, tables
 
 WORKER_FORGOTTEN_AFTER = 3600.0
@@ -103,8 +103,8 @@ def listing(conn: sa.Connection, now: float, *, everyone: bool = False) -> list[
             "activities": r.activities,
             "concurrency": r.concurrency,
             "lease": r.lease,
-            "started_at": decider.iso(r.started_at),
-            "heartbeat_at": decider.iso(r.heartbeat_at),
+            "started_at": step.iso(r.started_at),
+            "heartbeat_at": step.iso(r.heartbeat_at),
             "heartbeat_age": max(0.0, now - r.heartbeat_at),
             "live": r.expires_at > now,
             "in_flight": int(r.tasks or 0),

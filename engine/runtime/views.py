@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cairn import errors
-from cairn.core import decider, events, evolve, model
+from cairn.core import events, evolve, model, step
 from cairn.core import state as st
 from cairn.jsontypes import JSON
 from cairn.runtime import refusals, store, tables
@@ -32,8 +32,8 @@ def view(row: Any) -> dict[str, Any]:
         "error": row.error,
         "cause": row.cause,
         "parent": getattr(row, "parent", None),
-        "started_at": decider.iso(row.started_at),
-        "closed_at": decider.iso(row.closed_at),
+        "started_at": step.iso(row.started_at),
+        "closed_at": step.iso(row.closed_at),
     }
 
 
@@ -56,7 +56,7 @@ def inspect(conn: sa.Connection, execution_id: str) -> dict[str, Any]:
         {
             "scope": f.scope,
             "state": f.state,
-            "entered_at": decider.iso(f.entered_at),
+            "entered_at": step.iso(f.entered_at),
             "input": f.input,
         }
         for f in state.frames.values()
@@ -73,7 +73,7 @@ def inspect(conn: sa.Connection, execution_id: str) -> dict[str, Any]:
         for t in state.tasks.values()
     ]
     found["timers"] = [
-        {"state": t.state, "purpose": t.purpose, "due": decider.iso(t.due)}
+        {"state": t.state, "purpose": t.purpose, "due": step.iso(t.due)}
         for t in state.timers.values()
     ]
     found["signals"] = [{"name": s.name, "payload": s.payload} for s in state.signals]
@@ -141,7 +141,7 @@ def definitions(conn: sa.Connection, name: str | None = None) -> list[dict[str, 
             "name": r.name,
             "version": r.version,
             "sha256": r.sha256,
-            "deployed_at": decider.iso(r.deployed_at),
+            "deployed_at": step.iso(r.deployed_at),
             "running": int(r.running or 0),
             "executions": int(r.total or 0),
         }

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from cairn import errors
 from cairn.cli.main import main
 from cairn.client import Client
-from cairn.core import decider, events
+from cairn.core import events, step
 from cairn.runtime import invoke, tables
 from cairn.runtime.dispatcher import Dispatcher
 from cairn.runtime.writer import Writer
@@ -93,8 +93,8 @@ def test_a_token_completes_its_task_once(
     assert view["status"] == "RUNNING"
     assert [(t["state"], t["worker"]) for t in view["tasks"]] == [("Ask", None)]
     assert callback_timers(approval, "cb-ok") == {
-        "callback_timeout": decider.iso(clock.now + 600),
-        "callback_heartbeat": decider.iso(clock.now + 60),
+        "callback_timeout": step.iso(clock.now + 600),
+        "callback_heartbeat": step.iso(clock.now + 60),
     }
     # Waiting for the token is not work for a worker.
     assert dispatcher.claim(support.offer(recorder.registry)) == []
@@ -199,7 +199,7 @@ def test_heartbeats_hold_off_the_heartbeat_timeout_until_they_stop(
     for _ in range(3):
         clock.advance(50)
         approval.heartbeat(token)
-        assert callback_timers(approval, "cb-beat")["callback_heartbeat"] == decider.iso(
+        assert callback_timers(approval, "cb-beat")["callback_heartbeat"] == step.iso(
             clock.now + 60
         )
         assert dispatcher.fire_due_timers() == 0

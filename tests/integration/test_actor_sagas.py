@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from activities import provider
 from cairn.cli.main import main
 from cairn.client import Client
-from cairn.core import decider, events
+from cairn.core import events, step
 from cairn.definitions import loader
 from cairn.runtime import invoke, tables
 from cairn.runtime.dispatcher import Dispatcher
@@ -124,7 +124,7 @@ def test_order_v2_cancelled_in_its_window_refunds_and_releases_in_reverse_order(
     drain(dispatcher, demo)
     view = client.inspect(execution_id)
     assert [s["state"] for s in view["states"]] == ["CancelWindow"]
-    assert {t["purpose"]: t["due"] for t in view["timers"]}["wait"] == decider.iso(
+    assert {t["purpose"]: t["due"] for t in view["timers"]}["wait"] == step.iso(
         clock.now + 30 * DAY
     )
     (charge,) = provider.charges()

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from cairn import errors
 from cairn.cli.main import main
 from cairn.client import Client
-from cairn.core import decider, events
+from cairn.core import events, step
 from cairn.runtime import tables
 from cairn.runtime.dispatcher import Dispatcher
 from tests.integration import actor_flows, support
@@ -113,7 +113,7 @@ def test_a_signal_ends_a_timed_wait_and_a_wait_without_timer_waits_for_it(
     view = waiter.inspect(execution_id)
     assert [s["state"] for s in view["states"]] == ["Approval"]
     assert [(t["purpose"], t["due"]) for t in view["timers"]] == [
-        ("wait", decider.iso(clock.now + HOUR))
+        ("wait", step.iso(clock.now + HOUR))
     ]
 
     clock.advance(HOUR / 2)

@@ -11,7 +11,7 @@ import pytest
 
 from activities import provider
 from cairn.client import Client
-from cairn.core import decider, events
+from cairn.core import events, step
 from cairn.definitions import loader
 from cairn.runtime import tables, worker
 from cairn.runtime.dispatcher import Dispatcher
@@ -170,8 +170,8 @@ def test_order_v2_holds_for_a_thirty_day_cancel_window(
     support.wait_until(lambda: holding(cancelled["id"]), "the cancel window")
     timers = {t["purpose"]: t["due"] for t in client.inspect(cancelled["id"])["timers"]}
     assert timers == {
-        "wait": decider.iso(clock.now + 30 * DAY),
-        "execution": decider.iso(clock.now + 40 * DAY),  # the workflow's TimeoutSeconds
+        "wait": step.iso(clock.now + 30 * DAY),
+        "execution": step.iso(clock.now + 40 * DAY),  # the workflow's TimeoutSeconds
     }
     client.signal(cancelled["id"], "cancel", {"reason": "changed my mind"})
     view = support.wait_closed(client, cancelled["id"])
