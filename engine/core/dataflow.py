@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from cairn.core import model
-from cairn.core.expressions import DataError
+from cairn.core.expressions import DataError, kind
 from cairn.jsontypes import JSON
 
 
@@ -53,7 +53,7 @@ def place(data: JSON, path: model.ResultPath, value: JSON) -> JSON:
     if not path:
         return value
     if not isinstance(data, dict):
-        raise DataError(f"ResultPath {'.'.join(path)!r} needs an object input, got {_kind(data)}")
+        raise DataError(f"ResultPath {'.'.join(path)!r} needs an object input, got {kind(data)}")
     out = dict(data)
     node = out
     for i, key in enumerate(path[:-1]):
@@ -62,24 +62,10 @@ def place(data: JSON, path: model.ResultPath, value: JSON) -> JSON:
             child = {}
         elif not isinstance(child, dict):
             where = ".".join(path[: i + 1])
-            raise DataError(f"ResultPath {'.'.join(path)!r}: {where!r} is {_kind(child)}")
+            raise DataError(f"ResultPath {'.'.join(path)!r}: {where!r} is {kind(child)}")
         else:
             child = dict(child)
         node[key] = child
         node = child
     node[path[-1]] = value
     return out
-
-
-def _kind(value: JSON) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"

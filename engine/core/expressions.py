@@ -6,6 +6,7 @@ parsed at load time; evaluation is then a tree walk with no parsing and no I/O.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,37 +18,91 @@ from jmespath import functions as jmespath_functions
 from cairn.jsontypes import JSON
 
 CONTEXT_PREFIX = "$$."
+INTEGER_RANGE = (-(2**63), 2**63 - 1)
+"""The integers a computed value may hold: what every store and JSON reader keeps exactly."""
+
+
+def _number(function: str, value: float) -> float:
+    """A number a function computed, refused when it could not be stored as JSON.
+
+    Python's integers have no bound and its floats overflow to infinity without a word;
+    the store would refuse the one and write the other as null, past the decision.
+    """
+    if isinstance(value, int) and not INTEGER_RANGE[0] <= value <= INTEGER_RANGE[1]:
+        raise DataError(f"{function}() gives an integer beyond 64 bits")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DataError(f"{function}() gives a number beyond the range of JSON numbers")
+    return value
 
 
 class _Functions(jmespath_functions.Functions):
     """JMESPath's functions plus arithmetic, which JMESPath lacks and counters need.
 
-    In the spirit of the Amazon States Language's States.MathAdd; all pure.
+    In the spirit of the Amazon States Language's States.MathAdd; all pure.  Every
+    function that makes a number checks it (``_number``).
     """
 
     @jmespath_functions.signature({"types": ["number"]}, {"types": ["number"]})
     def _func_add(self, a: float, b: float) -> float:
-        return a + b
+        return _number("add", a + b)
 
     @jmespath_functions.signature({"types": ["number"]}, {"types": ["number"]})
     def _func_subtract(self, a: float, b: float) -> float:
-        return a - b
+        return _number("subtract", a - b)
 
     @jmespath_functions.signature({"types": ["number"]}, {"types": ["number"]})
     def _func_multiply(self, a: float, b: float) -> float:
-        return a * b
+        return _number("multiply", a * b)
 
     @jmespath_functions.signature({"types": ["number"]}, {"types": ["number"]})
     def _func_divide(self, a: float, b: float) -> float:
         if b == 0:
             raise DataError("divide() by zero")
-        return a / b
+        try:
+            return _number("divide", a / b)
+        except OverflowError as exc:  # int / int beyond a float
+            raise DataError("divide() gives a number beyond the range of JSON numbers") from exc
 
     @jmespath_functions.signature({"types": ["number"]}, {"types": ["number"]})
     def _func_mod(self, a: float, b: float) -> float:
         if b == 0:
             raise DataError("mod() by zero")
-        return a % b
+        return _number("mod", a % b)
+
+    # JMESPath's own functions that make numbers, checked the same way.
+    @jmespath_functions.signature({"types": ["array-number"]})
+    def _func_sum(self, values: list[float]) -> float:
+        return _number("sum", super()._func_sum(values))
+
+    @jmespath_functions.signature({"types": ["array-number"]})
+    def _func_avg(self, values: list[float]) -> float | None:
+        return _number("avg", super()._func_avg(values)) if values else None
+
+    @jmespath_functions.signature({"types": ["number"]})
+    def _func_ceil(self, value: float) -> float:
+        return _number("ceil", super()._func_ceil(value))
+
+    @jmespath_functions.signature({"types": ["number"]})
+    def _func_floor(self, value: float) -> float:
+        return _number("floor", super()._func_floor(value))
+
+    @jmespath_functions.signature({"types": ["number"]})
+    def _func_abs(self, value: float) -> float:
+        return _number("abs", super()._func_abs(value))
+
+    @jmespath_functions.signature({"types": []})
+    def _func_to_number(self, value: JSON) -> float | None:
+        found = super()._func_to_number(value)
+        return None if found is None else _number("to_number", found)
+
+    # JMESPath checks the type of the first argument of a variadic function only.
+    @jmespath_functions.signature({"types": ["object"], "variadic": True})
+    def _func_merge(self, *objects: JSON) -> JSON:
+        for position, value in enumerate(objects, 1):
+            if not isinstance(value, dict):
+                raise DataError(f"merge() takes objects; argument {position} is {kind(value)}")
+        merged: JSON = super()._func_merge(*objects)
+        return merged
 
 
 _FUNCTIONS = _Functions()
@@ -89,8 +144,14 @@ class Expression:
         target = context if self.on_context else data
         try:
             found: JSON = self._compiled.search(target, options=_OPTIONS)
-        except jmespath_errors.JMESPathError as exc:
+        except (DataError, jmespath_errors.JMESPathError, ArithmeticError) as exc:
             raise DataError(f"expression {self.source!r} failed: {exc}") from exc
+        except Exception as exc:
+            # jmespath lets Python's own errors out where its checks stop: `<` between a
+            # string and a number, min_by/max_by over keys of mixed types.  They are the
+            # data's, like any other, and must fail the state rather than the interpreter.
+            cause = f"{type(exc).__name__}: {exc}"
+            raise DataError(f"expression {self.source!r} failed: {cause}") from exc
         return found
 
 
@@ -141,6 +202,21 @@ class TemplateList:
 
 def _has_template(values: list[JSON]) -> bool:
     return any(isinstance(v, dict) for v in values)
+
+
+def kind(value: JSON) -> str:
+    """A value's JSON type, with its article, for messages about data that does not fit."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
 
 
 def truthy(value: JSON) -> bool:
