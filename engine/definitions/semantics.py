@@ -19,7 +19,7 @@ import jsonschema
 from jmespath import exceptions as jmespath_errors
 
 from cairn.core import expressions, names
-from cairn.definitions import messages, places, schema, scopes
+from cairn.definitions import messages, places, references, schema, scopes
 from cairn.definitions.messages import Issue
 from cairn.definitions.scopes import Scope
 from cairn.definitions.source import Path, dotted
@@ -301,6 +301,7 @@ class _Semantics:
                 self.add(
                     path, f"InputSchema is not a valid JSON Schema: {messages.shorten(exc.message)}"
                 )
+            self.issues += references.issues(input_schema)
 
 
 def _tangles(place: places.Place) -> bool:
