@@ -2,7 +2,9 @@
 
 Whatever the handler does, the outcome is a command for the core, never an exception that
 could take the worker down: a handler's exception becomes a task failure named after its
-class, and a result that is not JSON or is too large fails the task with a clear cause.
+class (even ``SystemExit`` or ``KeyboardInterrupt``, which would otherwise end the slot's
+thread), and a result that is not JSON, is too large or could not be stored fails the task
+with a clear cause.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +25,8 @@ from cairn.jsontypes import JSON
 
 PAYLOAD_LIMIT = 256 * 1024
 """Largest input or task result, in bytes of compact JSON (as Step Functions)."""
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+"""A NUL character as JSON writes it: ``\\u0000`` after an even number of backslashes."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -64,8 +69,25 @@ def invoke(handler: activities.Handler, params: JSON, ctx: Context) -> commands.
             task_id=ctx.task_id, error=exc.name, cause=exc.cause, retryable=exc.retryable
         )
     except Exception as exc:
-        return commands.FailTask(task_id=ctx.task_id, error=type(exc).__name__, cause=str(exc))
+        return commands.FailTask(task_id=ctx.task_id, error=type(exc).__name__, cause=_text(exc))
+    except BaseException as exc:
+        # sys.exit(), KeyboardInterrupt and their kind belong to the process, not to an
+        # activity: raised here they would end the slot's thread and leave its task leased.
+        return commands.FailTask(
+            task_id=ctx.task_id,
+            error=names.TASK_FAILED,
+            cause=f"activity {ctx.activity} raised {type(exc).__name__}({_text(exc)}), "
+            "which would have stopped its worker",
+        )
     return check_result(ctx, result)
+
+
+def _text(exc: BaseException) -> str:
+    """An exception's message; one whose ``__str__`` fails is named by its class."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__} whose message could not be read>"
 
 
 async def _await(awaitable: Any) -> Any:
@@ -73,17 +95,27 @@ async def _await(awaitable: Any) -> Any:
 
 
 def check_result(ctx: Context, result: Any) -> commands.Command:
-    """A valid result completes the task; one that is not JSON or too large fails it."""
+    """A valid result completes the task; one not JSON, too large or with NUL fails it."""
     try:
         # Strict JSON (no NaN or Infinity), and storable as the store encodes it (orjson
-        # also refuses integers beyond 64 bits).
+        # also refuses integers beyond 64 bits).  Any error of either, a RecursionError
+        # included, is the result's: a handler may return any object.
         json.dumps(result, allow_nan=False)
         encoded = orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS)
-    except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
+    except Exception as exc:
         return commands.FailTask(
             task_id=ctx.task_id,
             error=names.RUNTIME,
-            cause=f"activity {ctx.activity} returned a result that is not JSON: {exc}",
+            cause=f"activity {ctx.activity} returned a result that is not JSON: {_text(exc)}",
+            retryable=False,
+        )
+    if _NUL.search(encoded):
+        # PostgreSQL refuses NUL in text and JSON; refused on every database alike.
+        return commands.FailTask(
+            task_id=ctx.task_id,
+            error=names.RUNTIME,
+            cause=f"activity {ctx.activity} returned a result with a NUL character (\\u0000), "
+            "which cannot be stored",
             retryable=False,
         )
     size = len(encoded)

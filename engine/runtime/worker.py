@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from cairn import activities
-from cairn.core import commands
+from cairn.core import commands, names
 from cairn.jsontypes import JSON
 from cairn.runtime import database, dispatcher, invoke, leasing, roster
 
@@ -45,6 +45,10 @@ RECORDING_TIMEOUT = 10.0
 """How long a stopping worker waits, past its grace period, for outcomes being recorded."""
 RECORD_PAUSE = (0.05, 2.0)
 """First and longest pause between tries to record an outcome the database refused."""
+
+
+class Unrecordable(Exception):
+    """Neither a task's outcome nor the failure standing for it could be recorded."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -201,6 +205,10 @@ class Worker:
             log.warning("could not record %s, it will run again: %s", claim.task_id, reason)
             self._report("lost", claim, f"could not record the outcome: {reason}")
             return None
+        except Unrecordable as exc:
+            log.error("%s; it goes back when its lease runs out", exc)
+            self._report("lost", claim, str(exc))
+            return None
         finally:
             with self._recorded:
                 self._in_flight.pop(claim.task_id, None)
@@ -226,6 +234,7 @@ class Worker:
         ``finish`` applies an outcome only if this worker still holds the task.
         """
         pause, longest = RECORD_PAUSE
+        refused: str | None = None
         while True:
             offer = None if self.stopping.is_set() else self.offer
             try:
@@ -235,11 +244,30 @@ class Worker:
                     raise
                 reason = database.reason(exc)
                 log.warning("could not record %s yet, will try again: %s", claim.task_id, reason)
+            except Exception as exc:
+                # The database took the statement and refused the data (PostgreSQL and NUL,
+                # a number it cannot hold), or the outcome could not be written at all:
+                # the same outcome would be refused for ever.  The task fails instead, once.
+                if refused is not None:
+                    raise Unrecordable(
+                        f"could not record task {claim.task_id} nor its failure: {refused}"
+                    ) from exc
+                refused = f"{type(exc).__name__}: {database.reason(exc)}"
+                log.warning("the outcome of %s was refused: %s", claim.task_id, refused)
+                outcome = commands.FailTask(
+                    task_id=claim.task_id,
+                    error=names.RUNTIME,
+                    cause=f"the outcome of activity {claim.activity} could not be stored: "
+                    f"{refused}",
+                    retryable=False,
+                )
+                continue
             self.stopping.wait(pause)
             pause = min(pause * 2, longest)
 
     def _heartbeat(self, claim: leasing.Claim, details: JSON, checkpoint: list[JSON]) -> bool:
         """Renew the lease for an activity; a database hiccup is not the activity's failure."""
+        previous = checkpoint[0]
         if details is not None:
             checkpoint[0] = details
         try:
@@ -248,6 +276,13 @@ class Worker:
             reason = database.reason(exc)
             log.warning("heartbeat of %s not recorded, will try again: %s", claim.task_id, reason)
             return True
+        except sa.exc.StatementError as exc:
+            # Details the database refuses: the activity's error, in one line, without the
+            # statement and its parameters that SQLAlchemy's message carries.
+            checkpoint[0] = previous
+            raise ValueError(
+                f"heartbeat details could not be stored: {database.reason(exc)}"
+            ) from None
 
     def _report(self, kind: str, claim: leasing.Claim, detail: str = "") -> None:
         if self.on_progress is not None:

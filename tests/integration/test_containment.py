@@ -1,0 +1,215 @@
+"""Nothing an activity does stops a worker slot or leaves an execution running for ever.
+
+Each test runs a real worker with one slot on SQLite and on PostgreSQL: the misbehaving
+task ends as a recorded failure, and the same slot then runs the next execution.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from cairn.activities import ActivityError
+from cairn.client import Client
+from cairn.runtime import worker
+from cairn.runtime.dispatcher import Dispatcher
+from tests.integration import support
+from tests.integration.support import Recorder
+
+GUARDED = """
+Name: guarded
+Version: 1
+StartAt: Work
+States:
+  Work:
+    Type: Task
+    Activity: Work
+    Catch:
+      - ErrorEquals: [States.TaskFailed]
+        ResultPath: error
+        Next: Caught
+    End: true
+  Caught:
+    Type: Pass
+    End: true
+"""
+
+PLAIN = """
+Name: plain
+Version: 1
+StartAt: Work
+States:
+  Work: {Type: Task, Activity: Work, End: true}
+"""
+
+
+def exiting(params: Any, ctx: Any) -> Any:
+    sys.exit(3)
+
+
+def interrupted(params: Any, ctx: Any) -> Any:
+    raise KeyboardInterrupt
+
+
+def base(params: Any, ctx: Any) -> Any:
+    raise BaseException("out of band")
+
+
+async def cancelled(params: Any, ctx: Any) -> Any:
+    import asyncio
+
+    raise asyncio.CancelledError
+
+
+def one_slot(
+    start_worker: Callable[..., worker.Worker],
+    dispatcher: Dispatcher,
+    recorder: Recorder,
+    misbehave: Callable[..., Any],
+) -> worker.Worker:
+    """A worker with a single slot whose Work activity misbehaves once, then echoes."""
+    calls = iter([misbehave])
+
+    def work(params: Any, ctx: Any) -> Any:
+        handler = next(calls, None)
+        return handler(params, ctx) if handler is not None else {"ok": True}
+
+    if misbehave is cancelled:
+
+        async def work_async(params: Any, ctx: Any) -> Any:
+            handler = next(calls, None)
+            return await handler(params, ctx) if handler is not None else {"ok": True}
+
+        recorder.add("Work", work_async)
+    else:
+        recorder.add("Work", work)
+    return start_worker(dispatcher, recorder.registry, concurrency=1)
+
+
+def assert_slot_goes_on(client: Client) -> None:
+    """The one slot runs the next execution to the end."""
+    after = client.start("plain", {})["id"]
+    view = support.wait_closed(client, after)
+    assert (view["status"], view["output"]) == ("SUCCEEDED", {"ok": True})
+
+
+@pytest.mark.parametrize(
+    ("misbehave", "raised"),
+    [
+        (exiting, "SystemExit(3)"),
+        (interrupted, "KeyboardInterrupt()"),
+        (base, "BaseException(out of band)"),
+        (cancelled, "CancelledError()"),
+    ],
+    ids=["sys.exit", "KeyboardInterrupt", "BaseException", "async-CancelledError"],
+)
+def test_an_activity_that_raises_a_base_exception_fails_its_task_catchably(
+    live_client: Client,
+    live_dispatcher: Dispatcher,
+    recorder: Recorder,
+    start_worker: Callable[..., worker.Worker],
+    misbehave: Callable[..., Any],
+    raised: str,
+) -> None:
+    support.deploy(live_client, GUARDED)
+    support.deploy(live_client, PLAIN)
+    one_slot(start_worker, live_dispatcher, recorder, misbehave)
+    execution_id = live_client.start("guarded", {})["id"]
+    view = support.wait_closed(live_client, execution_id)
+    assert view["status"] == "SUCCEEDED"  # caught by the States.TaskFailed rule
+    assert view["output"]["error"] == {
+        "Error": "States.TaskFailed",
+        "Cause": f"activity Work raised {raised}, which would have stopped its worker",
+    }
+    assert_slot_goes_on(live_client)
+    support.assert_replays(live_client)
+
+
+@pytest.mark.parametrize(
+    ("result", "cause"),
+    [
+        (
+            {"text": "a\u0000b"},
+            "activity Work returned a result with a NUL character (\\u0000), "
+            "which cannot be stored",
+        ),
+        ({"n": 2**64}, "activity Work returned a result that is not JSON: Integer exceeds"),
+        ({"deep": [[[[]]]] * 1}, None),
+    ],
+    ids=["nul", "int-over-64-bits", "fine"],
+)
+def test_a_result_that_cannot_be_stored_fails_its_task(
+    live_client: Client,
+    live_dispatcher: Dispatcher,
+    recorder: Recorder,
+    start_worker: Callable[..., worker.Worker],
+    result: Any,
+    cause: str | None,
+) -> None:
+    support.deploy(live_client, PLAIN)
+    one_slot(start_worker, live_dispatcher, recorder, lambda params, ctx: result)
+    execution_id = live_client.start("plain", {})["id"]
+    view = support.wait_closed(live_client, execution_id)
+    if cause is None:
+        assert (view["status"], view["output"]) == ("SUCCEEDED", result)
+    else:
+        assert (view["status"], view["error"]) == ("FAILED", "States.Runtime")
+        assert view["cause"].startswith(cause)
+    assert_slot_goes_on(live_client)
+    support.assert_replays(live_client)
+
+
+def test_an_error_the_database_refuses_becomes_a_failure_it_takes(
+    live_client: Client,
+    live_dispatcher: Dispatcher,
+    recorder: Recorder,
+    start_worker: Callable[..., worker.Worker],
+    db_url: str,
+) -> None:
+    """PostgreSQL refuses NUL in the cause of a failure; the task fails once, as Runtime."""
+
+    def refused(params: Any, ctx: Any) -> Any:
+        raise ActivityError("Bad", "a\u0000b")
+
+    support.deploy(live_client, PLAIN)
+    one_slot(start_worker, live_dispatcher, recorder, refused)
+    execution_id = live_client.start("plain", {})["id"]
+    view = support.wait_closed(live_client, execution_id)
+    if db_url.startswith("postgresql"):
+        assert (view["status"], view["error"]) == ("FAILED", "States.Runtime")
+        assert view["cause"].startswith("the outcome of activity Work could not be stored: ")
+        assert "SELECT" not in view["cause"] and "INSERT" not in view["cause"]
+    else:
+        assert (view["status"], view["error"], view["cause"]) == ("FAILED", "Bad", "a\u0000b")
+    assert recorder.count("Work") == 1
+    assert_slot_goes_on(live_client)
+    support.assert_replays(live_client)
+
+
+def test_a_failure_whose_checkpoint_cannot_be_stored_fails_the_task_once(
+    live_client: Client,
+    live_dispatcher: Dispatcher,
+    recorder: Recorder,
+    start_worker: Callable[..., worker.Worker],
+) -> None:
+    """A failure carries the last heartbeat details to the next attempt; details no event
+    can hold made it unrecordable, and the slot tried again for ever."""
+
+    def beating(params: Any, ctx: Any) -> Any:
+        ctx.heartbeat({"n": 2**64})
+        raise RuntimeError("gave up")
+
+    support.deploy(live_client, PLAIN)
+    one_slot(start_worker, live_dispatcher, recorder, beating)
+    execution_id = live_client.start("plain", {})["id"]
+    view = support.wait_closed(live_client, execution_id)
+    assert (view["status"], view["error"]) == ("FAILED", "States.Runtime")
+    assert view["cause"] == (
+        "the outcome of activity Work could not be stored: TypeError: Integer exceeds 64-bit range"
+    )
+    assert recorder.count("Work") == 1
+    assert_slot_goes_on(live_client)
+    support.assert_replays(live_client)
