@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,12 @@ def parse(text: str, file: str) -> source.Tree:
     The scan only says where things are, so it can be simple; it stops at the depth limit.
     """
     try:
-        value = json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+        value = json.loads(
+            text,
+            object_pairs_hook=_unique_pairs,
+            parse_constant=_no_constant,
+            parse_float=_finite,
+        )
     except json.JSONDecodeError as exc:
         problem = errors.Problem(
             file=file, line=exc.lineno, column=exc.colno, message=f"invalid JSON: {exc.msg}"
@@ -44,6 +50,8 @@ def parse(text: str, file: str) -> source.Tree:
         unlocated = errors.Problem(file=file, line=1, column=1, message=message)
         raise errors.DefinitionError(located or [unlocated]) from None
     if _depth(value) > MAX_DEPTH:
+        raise errors.DefinitionError(_JsonScan(text, file).run().problems)
+    if source.big_integers(value):
         raise errors.DefinitionError(_JsonScan(text, file).run().problems)
     return source.Tree(value, source.Positions(scan=lambda: _JsonScan(text, file).run().positions))
 
@@ -76,6 +84,25 @@ def _depth(value: Any) -> int:
                 children = node.values() if isinstance(node, dict) else node
                 stack.extend((child, depth) for child in children)
     return deepest
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float; one past the doubles' range (``1e400``) is refused, as the
+    json module would read it as infinity, which no store keeps."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NotJSON(f"{text} is beyond the range of JSON numbers")
+    return number
+
+
+def _number_problem(token: str) -> str | None:
+    """What is wrong with a number as written, if anything: past 64 bits, past a double."""
+    try:
+        if re.fullmatch(r"-?[0-9]+", token):
+            return f"is {source.BIG_INTEGER}" if source.big_integer(int(token)) else None
+        return None if math.isfinite(float(token)) else "is beyond the range of JSON numbers"
+    except ValueError:
+        return None  # not a number, or too many digits: json.loads has said so
 
 
 @dataclass(slots=True)
@@ -128,6 +155,8 @@ class _JsonScan:
             else:
                 if match.group(3) in _CONSTANTS:
                     self.report(start, f"{match.group(3)} is not a JSON number")
+                elif (problem := _number_problem(match.group(3))) is not None:
+                    self.report(start, f"{messages.shorten(match.group(3), 40)} {problem}")
                 self.value(start)
                 self.finish()
 

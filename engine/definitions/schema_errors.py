@@ -147,6 +147,9 @@ def _value_message(error: jsonschema.ValidationError, path: Path) -> str:
             return f"{name} must be at least {expected}, not {messages.show(value)}"
         case "exclusiveMinimum":
             return f"{name} must be greater than {expected}, not {messages.show(value)}"
+        case "maximum":
+            # The bounds are what runs (cairn.core.limits); past them a run could not go on.
+            return f"{name} must be at most {expected:,}, not {messages.show(value)}"
         case "format":
             return f"{name} must be a valid {expected}, not {messages.show(value)}"
     return f"{name}: {error.message}"

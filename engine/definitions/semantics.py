@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 from jmespath import exceptions as jmespath_errors
 
-from cairn.core import expressions, names
+from cairn.core import expressions, limits, names
 from cairn.definitions import messages, places, references, schema, scopes
 from cairn.definitions.messages import Issue
 from cairn.definitions.scopes import Scope
@@ -190,10 +190,25 @@ class _Semantics:
         if isinstance(beat, int) and isinstance(limit, int) and beat >= limit:
             message = f"HeartbeatSeconds ({beat}) must be less than TimeoutSeconds ({limit})"
             self.add((*path, "HeartbeatSeconds"), message)
+        self.child_version((*path, "Workflow"), state.get("Workflow"))
         compensate = state.get("Compensate")
         self.activity((*path, "Activity"), state.get("Activity"))
         if isinstance(compensate, dict):
             self.activity((*path, "Compensate", "Activity"), compensate.get("Activity"))
+
+    def child_version(self, path: Path, workflow: Any) -> None:
+        """A pinned child version must be one a deployment can have."""
+        if path in self.dirty or not isinstance(workflow, str) or "@" not in workflow:
+            return
+        version = workflow.partition("@")[2]
+        # Past ten digits it is past the limit, and int() refuses thousands of digits.
+        if len(version) < 11 and 1 <= int(version) <= limits.MAX_VERSION:
+            return
+        message = (
+            f"Workflow {messages.show(workflow)} pins a version that cannot be deployed: "
+            f"versions go from 1 to {limits.MAX_VERSION:,}"
+        )
+        self.add(path, message)
 
     def activity(self, path: Path, name: Any) -> None:
         if self.activities is None or not isinstance(name, str) or name in self.activities:

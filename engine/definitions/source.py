@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cairn import errors
+from cairn.core import expressions
 
 Path = tuple[str | int, ...]
 """Where a value sits in a document: keys and list indexes from the top."""
@@ -28,6 +29,10 @@ MAX_BYTES = 1 << 20
 MAX_DEPTH = 100
 
 EMPTY = "the file holds no definition; it should start with Name, Version, StartAt, States"
+BIG_INTEGER = (
+    "an integer beyond 64 bits: a definition's integers go from -2**63 to 2**63-1, "
+    "as the engine stores them"
+)
 
 
 class Positions:
@@ -135,6 +140,28 @@ def check_text(text: str, file: str) -> str:
     return text
 
 
+def big_integer(value: Any) -> bool:
+    """Whether ``value`` is an integer the stores cannot keep exactly (never shown: a
+    Python integer may have too many digits to print)."""
+    low, high = expressions.INTEGER_RANGE
+    return isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high
+
+
+def big_integers(value: Any) -> list[Path]:
+    """Where plain JSON ``value`` holds integers beyond 64 bits."""
+    found: list[Path] = []
+    stack: list[tuple[Any, Path]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((child, (*path, key)) for key, child in item.items())
+        elif isinstance(item, list):
+            stack.extend((child, (*path, index)) for index, child in enumerate(item))
+        elif big_integer(item):
+            found.append(path)
+    return sorted(found, key=str)
+
+
 def plain_problems(value: Any, file: str) -> list[errors.Problem]:
     """Problems that make ``value`` (built in Python) something other than plain JSON."""
     stack: list[tuple[Any, Path]] = [(value, ())]
@@ -152,6 +179,8 @@ def plain_problems(value: Any, file: str) -> list[errors.Problem]:
             stack.extend((child, (*path, index)) for index, child in enumerate(item))
         elif isinstance(item, float) and not math.isfinite(item):
             problems.append(_problem(file, f"{item} is not a JSON number", path))
+        elif big_integer(item):
+            problems.append(_problem(file, BIG_INTEGER, path))
         elif not isinstance(item, (str, int, float, bool, type(None))):
             problems.append(_problem(file, f"a {type(item).__name__} is not a JSON value", path))
     return problems

@@ -193,7 +193,10 @@ class _YamlReader:
             if tag == _BOOL:
                 return text.lower() == "true"
             if tag == _YAML + "int":
-                return _SCALARS.construct_yaml_int(yaml.ScalarNode(tag, text))
+                integer = _SCALARS.construct_yaml_int(yaml.ScalarNode(tag, text))
+                if source.big_integer(integer):
+                    self.report(position, f"{messages.shorten(text, 40)} is {source.BIG_INTEGER}")
+                return integer
             if tag == _YAML + "float":
                 number = _SCALARS.construct_yaml_float(yaml.ScalarNode(tag, text))
                 if not math.isfinite(number):
