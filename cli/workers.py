@@ -159,10 +159,20 @@ def workers_command(ctx: click.Context, everyone: bool, as_json: bool) -> None:
                 _shorten(",".join(w["activities"]), 40),
                 f"{w['heartbeat_age']:.1f}s ago" + ("" if w["live"] else " (presumed dead)"),
                 f"{w['in_flight']}/{w['concurrency']}",
+                w["slot_restarts"],
             )
             for w in found
         ],
-        ["ID", "HOST", "PID", "QUEUES", "ACTIVITIES", "LAST HEARTBEAT", "IN FLIGHT"],
+        [
+            "ID",
+            "HOST",
+            "PID",
+            "QUEUES",
+            "ACTIVITIES",
+            "LAST HEARTBEAT",
+            "IN FLIGHT",
+            "SLOT RESTARTS",
+        ],
     )
 
 

@@ -178,7 +178,14 @@ def migrate(engine: sa.Engine) -> int:
                 f"({tables.SCHEMA_VERSION}); upgrade Cairn"
             )
         if current < tables.SCHEMA_VERSION:
-            # Every step so far only added tables, which create_all made above:
-            # 2: workers, refused_outcomes.
+            # Tables new in a step were made by create_all above: 2: workers,
+            # refused_outcomes.  Columns new in a step are added here: 3: slot_restarts.
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("workers")}
+            if "slot_restarts" not in columns:
+                conn.execute(
+                    sa.text(
+                        "ALTER TABLE workers ADD COLUMN slot_restarts INTEGER NOT NULL DEFAULT 0"
+                    )
+                )
             conn.execute(tables.schema_version.update().values(version=tables.SCHEMA_VERSION))
         return tables.SCHEMA_VERSION

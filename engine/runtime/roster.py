@@ -32,6 +32,8 @@ class Presence:
     concurrency: int
     lease: float
     started_at: float
+    slot_restarts: int = 0
+    """Slots of this worker that died and were started again."""
 
     def row(self) -> dict[str, Any]:
         return {
@@ -59,7 +61,11 @@ def beat(
     dropped, and forgets workers presumed dead long ago.
     """
     W = tables.workers
-    alive = {"heartbeat_at": now, "expires_at": now + presence.lease}
+    alive = {
+        "heartbeat_at": now,
+        "expires_at": now + presence.lease,
+        "slot_restarts": presence.slot_restarts,
+    }
     if not conn.execute(W.update().where(W.c.id == presence.id).values(**alive)).rowcount:
         conn.execute(W.insert().values(**presence.row(), **alive))
     ids = sorted(c.task_id for c in running if c.heartbeat is None)
@@ -108,6 +114,7 @@ def listing(conn: sa.Connection, now: float, *, everyone: bool = False) -> list[
             "heartbeat_age": max(0.0, now - r.heartbeat_at),
             "live": r.expires_at > now,
             "in_flight": int(r.tasks or 0),
+            "slot_restarts": r.slot_restarts,
         }
         for r in rows
     ]

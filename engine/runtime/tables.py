@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped by every change to the tables below, with a step in ``runtime.database.migrate``."""
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -112,6 +112,7 @@ workers = sa.Table(
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("heartbeat_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("slot_restarts", sa.Integer, nullable=False, server_default="0"),
     sa.Index("workers_by_expiry", "expires_at"),
 )
 """Running workers; a row whose ``expires_at`` passed belongs to a worker presumed dead."""

@@ -9,7 +9,9 @@ process by the listener thread (``runtime.wakeup``), left over from a busy momen
 ``poll`` seconds.  One maintenance thread fires due timers, expires dead leases, and beats:
 it keeps this worker listed as alive and renews the leases of its running activities.  A
 stop lets running activities finish within a grace period, then hands back what is left so
-another worker can take it at once.
+another worker can take it at once.  A slot that dies anyway (of anything but its
+activity, whose every outcome is the task's) is started again, and the worker's row in
+``cairn workers`` counts it.
 
 All of it goes through one ``runtime.dispatcher.Dispatcher``, the worker's side of the
 engine; a worker never holds the client.
@@ -18,6 +20,7 @@ engine; a worker never holds the client.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import socket
@@ -101,6 +104,8 @@ class Worker:
         self._recorded = threading.Condition(self._lock)
         self._threads: list[threading.Thread] = []
         self._handed_back = 0
+        self.slot_restarts = 0
+        """Slots that died and were started again (``cairn workers`` shows how many)."""
         self._claiming = _Trouble("claiming tasks")
         self._backlog = False
         """The last look for work may have left tasks behind (every idle slot got one, or
@@ -121,7 +126,8 @@ class Worker:
         )
         self.dispatcher.beat(self.presence)
         for n in range(self.concurrency):
-            self._spawn(self._slot, f"cairn-slot-{n}")
+            name = f"cairn-slot-{n}"
+            self._spawn(functools.partial(self._supervise, name), name)
         self._spawn(self._dispatch, "cairn-dispatch")
         self._spawn(self._maintain, "cairn-maintenance")
         # Not waited for by ``stop``: it holds nothing, and ends within LISTEN_SLICE.
@@ -146,6 +152,29 @@ class Worker:
         return self._handed_back + self.dispatcher.release(self.id)
 
     # -- the slot loop --------------------------------------------------------------------
+    def _supervise(self, name: str) -> None:
+        """Run a slot, and start it again whenever it dies until the worker stops.
+
+        What an activity does ends as its task's failure (``runtime.invoke``); this is for
+        the rest (a progress callback, a bug), since a slot lost for good would leave the
+        worker listed as healthy with one slot less.  Its task, no longer renewed, goes
+        back when its lease runs out.  The pause grows, so a slot that dies at once does
+        not spin.
+        """
+        pause, longest = RECORD_PAUSE
+        while True:
+            try:
+                self._slot()
+                return
+            except BaseException as exc:
+                with self._lock:
+                    self.slot_restarts += 1
+                why = f"{type(exc).__name__}: {database.reason(exc)}"
+                log.error("slot %s died (%s); starting it again", name, why)
+            if self.stopping.wait(pause):
+                return
+            pause = min(pause * 2, longest)
+
     def _slot(self) -> None:
         claim: leasing.Claim | None = None
         while True:
@@ -343,14 +372,20 @@ class Worker:
             try:
                 self.dispatcher.fire_due_timers()
                 self.dispatcher.expire_leases()
-                if time.monotonic() >= next_beat:
+                with self._lock:
+                    restarts = self.slot_restarts
+                # A slot started again is news for `cairn workers` at once, not a beat later.
+                if time.monotonic() >= next_beat or restarts != self.presence.slot_restarts:
                     with self._lock:
                         running = list(self._in_flight.values())
+                    self.presence = dataclasses.replace(self.presence, slot_restarts=restarts)
                     self.dispatcher.beat(self.presence, running)
                     next_beat = time.monotonic() + self.lease / 3
                 pause = self._until_next_timer()
                 maintaining.works()
-            except sa.exc.OperationalError as exc:
+            except Exception as exc:
+                # The database refusing, or anything else: like the claiming thread, a
+                # worker whose timers and beat stopped for good would look alive for a lease.
                 maintaining.failed(exc)
             self.stopping.wait(max(0.0, min(pause, next_beat - time.monotonic())))
 
@@ -369,7 +404,7 @@ class _Trouble:
         self.what = what
         self.reason: str | None = None
 
-    def failed(self, exc: sa.exc.DBAPIError) -> None:
+    def failed(self, exc: Exception) -> None:
         reason = database.reason(exc)
         if reason != self.reason:
             log.warning("%s failed, will try again every poll: %s", self.what, reason)

@@ -11,10 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from cairn.activities import ActivityError
 from cairn.client import Client
-from cairn.runtime import worker
+from cairn.runtime import database, roster, tables, worker
 from cairn.runtime.dispatcher import Dispatcher
 from tests.integration import support
 from tests.integration.support import Recorder
@@ -213,3 +214,62 @@ def test_a_failure_whose_checkpoint_cannot_be_stored_fails_the_task_once(
     assert recorder.count("Work") == 1
     assert_slot_goes_on(live_client)
     support.assert_replays(live_client)
+
+
+def test_a_slot_that_dies_is_started_again_and_the_worker_says_so(
+    live_client: Client,
+    live_dispatcher: Dispatcher,
+    recorder: Recorder,
+    start_worker: Callable[..., worker.Worker],
+    db_url: str,
+) -> None:
+    """A progress callback (the embedding program's code) raising kills the slot's loop."""
+    reports = iter([RuntimeError("the display is gone")])
+
+    def on_progress(progress: worker.Progress) -> None:
+        failure = next(reports, None) if progress.kind == "started" else None
+        if failure is not None:
+            raise failure
+
+    recorder.add("Work", lambda params, ctx: {"ok": True})
+    support.deploy(live_client, PLAIN)
+    runner = start_worker(
+        live_dispatcher, recorder.registry, concurrency=1, lease=1.0, on_progress=on_progress
+    )
+    execution_id = live_client.start("plain", {})["id"]
+    # The task, no longer renewed, comes back when its lease runs out, to the same slot.
+    view = support.wait_closed(live_client, execution_id)
+    assert (view["status"], view["output"]) == ("SUCCEEDED", {"ok": True})
+    assert recorder.count("Work") == 1
+    assert runner.slot_restarts == 1
+    (listed,) = support.wait_until(
+        lambda: [w for w in live_client.workers() if w["slot_restarts"] == 1],
+        "the worker to report its restarted slot",
+    )
+    assert listed["id"] == runner.id
+    shown = support.cairn("--db", db_url, "workers")
+    assert "SLOT RESTARTS" in shown.stdout
+
+
+def test_a_database_at_schema_2_gains_the_slot_restarts_column(db_url: str) -> None:
+    engine = database.connect(db_url, upgrade=True)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE workers DROP COLUMN slot_restarts"))
+        conn.execute(tables.schema_version.update().values(version=2))
+    assert database.migrate(engine) == tables.SCHEMA_VERSION == 3
+    presence = roster.Presence(
+        id="w",
+        host="h",
+        pid=1,
+        queues=["q"],
+        activities=["A"],
+        concurrency=1,
+        lease=30,
+        started_at=0.0,
+        slot_restarts=2,
+    )
+    with engine.begin() as conn:
+        roster.beat(conn, presence, [], 1.0)
+        (listed,) = roster.listing(conn, 2.0)
+    assert listed["slot_restarts"] == 2
+    engine.dispose()

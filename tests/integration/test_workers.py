@@ -323,9 +323,9 @@ def test_a_database_at_schema_1_is_upgraded(db_url: str) -> None:
         tables.workers.drop(conn)
         tables.refused_outcomes.drop(conn)
         conn.execute(tables.schema_version.update().values(version=1))
-    assert database.migrate(engine) == tables.SCHEMA_VERSION == 2
+    assert database.migrate(engine) == tables.SCHEMA_VERSION == 3
     with engine.connect() as conn:
-        assert conn.execute(sa.select(tables.schema_version.c.version)).scalar() == 2
+        assert conn.execute(sa.select(tables.schema_version.c.version)).scalar() == 3
         assert conn.execute(sa.select(sa.func.count()).select_from(tables.workers)).scalar() == 0
     engine.dispose()
 
