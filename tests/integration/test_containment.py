@@ -273,3 +273,59 @@ def test_a_database_at_schema_2_gains_the_slot_restarts_column(db_url: str) -> N
         (listed,) = roster.listing(conn, 2.0)
     assert listed["slot_restarts"] == 2
     engine.dispose()
+
+
+COMPUTING = """
+Name: computing
+Version: 1
+StartAt: Price
+States:
+  Price: {Type: Task, Activity: Work, ResultPath: quote, Next: Dear?}
+  Dear?:
+    Type: Choice
+    Choices:
+      - Condition: quote.price > `100`
+        Next: Total
+    Default: Total
+  Total:
+    Type: Pass
+    Parameters:
+      total.$: multiply(quote.price, quote.qty)
+    End: true
+"""
+
+
+@pytest.mark.parametrize(
+    ("quote", "cause"),
+    [
+        (
+            {"price": 4294967296, "qty": 4294967296},
+            "expression 'multiply(quote.price, quote.qty)' failed: "
+            "multiply() gives an integer beyond 64 bits",
+        ),
+        (
+            {"price": "12", "qty": 1},
+            "expression 'quote.price > `100`' failed: "
+            "TypeError: '>' not supported between instances of 'str' and 'int'",
+        ),
+    ],
+    ids=["overflow", "string"],
+)
+def test_an_expression_failing_on_a_result_fails_the_execution_on_the_worker(
+    live_client: Client,
+    live_dispatcher: Dispatcher,
+    recorder: Recorder,
+    start_worker: Callable[..., worker.Worker],
+    quote: dict[str, Any],
+    cause: str,
+) -> None:
+    """The decision after the task fails the state; the worker records it and goes on."""
+    support.deploy(live_client, COMPUTING)
+    support.deploy(live_client, PLAIN)
+    one_slot(start_worker, live_dispatcher, recorder, lambda params, ctx: quote)
+    execution_id = live_client.start("computing", {})["id"]
+    view = support.wait_closed(live_client, execution_id)
+    assert (view["status"], view["error"]) == ("FAILED", "States.Runtime")
+    assert view["cause"].startswith(cause)
+    assert_slot_goes_on(live_client)
+    support.assert_replays(live_client)
