@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from datetime import datetime, timezone
 
-from cairn.core import events, evolve, model
+from cairn.core import events, evolve, limits, model
 from cairn.core import state as st
 from cairn.jsontypes import JSON
 
@@ -102,6 +102,9 @@ class Step:
         return f"{self.key_base()}:{st.state_path(scope, frame.state)}:{frame.entry}"
 
     def start_timer(self, scope: str, name: str | None, due: float, purpose: str) -> None:
+        # Every due time must stay a date that describe can show and a clock can reach;
+        # one before 1970 is past all the same, one after 9999 never comes all the same.
+        due = min(max(due, 0.0), limits.LATEST_TIME)
         self.emit(
             events.TimerStarted(timer_id=self.next_id(), due=due, purpose=purpose), scope, name
         )

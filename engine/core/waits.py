@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
-from cairn.core import dataflow, events, model
+from cairn.core import dataflow, events, limits, model
 from cairn.core import state as st
 from cairn.core.expressions import DataError
 from cairn.core.scopes import Scopes
@@ -49,7 +49,8 @@ class Waits(Scopes):
 
 def _wait_until(spec: model.Wait, data: JSON, ctx: Mapping[str, JSON], now: float) -> float | None:
     if spec.seconds is not None:
-        return now + spec.seconds
+        # Validation bounds Seconds; a definition deployed before it did may still hold more.
+        return now + _seconds(spec.seconds, f"Seconds of {spec.name!r}")
     if spec.timestamp is not None:
         return _parse_time(spec.timestamp, spec.name)
     if spec.seconds_path is not None:
@@ -59,7 +60,7 @@ def _wait_until(spec: model.Wait, data: JSON, ctx: Mapping[str, JSON], now: floa
                 f"SecondsPath {spec.seconds_path.source!r} of {spec.name!r} gave {seconds!r}, "
                 "not a number of seconds"
             )
-        return now + seconds
+        return now + _seconds(seconds, f"SecondsPath {spec.seconds_path.source!r} of {spec.name!r}")
     if spec.timestamp_path is not None:
         value = spec.timestamp_path.evaluate(data, ctx)
         if not isinstance(value, str):
@@ -69,6 +70,16 @@ def _wait_until(spec: model.Wait, data: JSON, ctx: Mapping[str, JSON], now: floa
             )
         return _parse_time(value, spec.name)
     return None
+
+
+def _seconds(seconds: float, what: str) -> float:
+    """A wait's length, refused past the longest wait a definition may state."""
+    if not seconds <= limits.MAX_SECONDS:
+        raise DataError(
+            f"{what} is {seconds:.6g} seconds, longer than the longest wait "
+            f"({limits.MAX_SECONDS:,} seconds); wait in steps, or until a Timestamp"
+        )
+    return seconds
 
 
 def _parse_time(text: str, name: str) -> float:
