@@ -145,7 +145,9 @@ class Writer:
             if task is not None and task.worker != started.worker:
                 # Claimed by polling: record when and by whom it started, at its real time.
                 begin = commands.BeginTask(task_id=started.task_id, worker=started.worker)
-                decision = decider.decide(spec, state, begin, started.at)
+                decision = decider.decide(
+                    spec, state, begin, started.at, history_limit=self.history_limit
+                )
                 state = decision.state
                 new_events.extend(decision.events)
         for command in batch:
@@ -158,7 +160,8 @@ class Writer:
         if offer is not None:
             for task in _takeable(loaded.state, state, offer):
                 state = self._lease(spec, state, task, offer, now, leases, new_events)
-                mine.append(task.id)
+                if task.id in leases:
+                    mine.append(task.id)
         state = self._hand_off(conn, spec, loaded.state, state, now, leases, new_events)
         if new_events:
             store.save(conn, loaded.seq, state)
@@ -179,14 +182,19 @@ class Writer:
         new_events: list[events.Event],
     ) -> st.Execution:
         """Lease a new task to the offering worker in this transaction, recording that it
-        started."""
+        started.
+
+        Recording it may end the run (the event past the history limit fails it), and the
+        task with it: then nothing is leased, and ``task.id`` stays out of ``leases``.
+        """
         begin = commands.BeginTask(task_id=task.id, worker=offer.worker)
-        decision = decider.decide(spec, state, begin, now)
+        decision = decider.decide(spec, state, begin, now, history_limit=self.history_limit)
         new_events.extend(decision.events)
-        leases[task.id] = (
-            offer.worker,
-            now + leasing.lease_for(task.heartbeat, task.timeout, offer.lease),
-        )
+        if task.id in decision.state.tasks:
+            leases[task.id] = (
+                offer.worker,
+                now + leasing.lease_for(task.heartbeat, task.timeout, offer.lease),
+            )
         return decision.state
 
     def _hand_off(
@@ -209,6 +217,9 @@ class Writer:
             if slot is None:
                 continue
             state = self._lease(spec, state, task, slot.offer, now, leases, new_events)
+            if task.id not in leases:
+                self.slots.put_back([slot])
+                continue
             claim = leasing.claim(state.id, state.tasks[task.id], now, slot.offer.lease)
             conn.info[_HANDOFFS].append((slot, claim))
         return state
