@@ -88,7 +88,9 @@ class Client:
     ) -> dict[str, Any]:
         """Start an execution; the same id with the same input returns the existing one."""
         input = payloads.plain({} if input is None else input, "the input")
-        execution_id = execution_id or uuid.uuid4().hex
+        execution_id = (
+            uuid.uuid4().hex if execution_id is None else payloads.new_execution_id(execution_id)
+        )
         try:
             with self.writer.write() as conn:
                 # Resolved in the transaction: "the newest version" is the newest at commit.
@@ -120,12 +122,14 @@ class Client:
     def signal(self, execution_id: str, name: str, payload: JSON = None) -> None:
         """Record a signal; a Wait for it consumes the oldest (see README, actors)."""
         self._require_running(execution_id)
+        name = payloads.signal_name(name)
         payload = payloads.plain(payload, "the signal payload")
         self.writer.transition(execution_id, [commands.Signal(name=name, payload=payload)])
 
     def cancel(self, execution_id: str, reason: str = "") -> None:
         """Stop the execution (or send it to its OnCancel state)."""
         self._require_running(execution_id)
+        reason = payloads.text(reason, "the reason")
         self.writer.transition(execution_id, [commands.Cancel(reason=reason)])
 
     def complete(
@@ -137,11 +141,15 @@ class Client:
         cause: str = "",
     ) -> None:
         """Complete a callback task by its token: with ``output``, or failed with ``error``."""
+        # Checked as an activity's result is: past the limit, a callback output would
+        # otherwise become a state's result, and then the execution's output.
         command: commands.Command
         if error is None:
-            output = payloads.plain(output, "the output")
+            output = payloads.plain(output, "the callback output")
             command = commands.CompleteTask(task_id=token, result=output, token=True)
         else:
+            error = payloads.error_name(error)
+            cause = payloads.text(cause, "the cause")
             command = commands.FailTask(task_id=token, error=error, cause=cause)
         self._by_token(token, command)
 
@@ -150,6 +158,7 @@ class Client:
         self._by_token(token, commands.Heartbeat(task_id=token))
 
     def _by_token(self, token: str, command: commands.Command) -> None:
+        token = payloads.known_token(token)
         execution_id = token.rsplit(":", 2)[0]
         if token.count(":") < 2 or self.writer.row(execution_id) is None:
             raise errors.UnknownTaskToken(f"unknown task token {token!r}")
@@ -176,7 +185,7 @@ class Client:
 
     def redrive(self, execution_id: str) -> dict[str, Any]:
         """Resume a failed or timed-out execution where it stopped; completed steps stay done."""
-        row = self.writer.row(execution_id)
+        row = self.writer.row(payloads.known_execution_id(execution_id))
         if row is None:
             raise errors.NotFound(f"no execution {execution_id!r}")
         if row.status not in ("FAILED", "TIMED_OUT"):
@@ -194,7 +203,7 @@ class Client:
         return self.describe(execution_id)
 
     def _require_running(self, execution_id: str) -> None:
-        row = self.writer.row(execution_id)
+        row = self.writer.row(payloads.known_execution_id(execution_id))
         if row is None:
             raise errors.NotFound(f"no execution {execution_id!r}")
         if row.status != "RUNNING":
@@ -204,16 +213,16 @@ class Client:
     def describe(self, execution_id: str) -> dict[str, Any]:
         """The execution's view."""
         with self.writer.read() as conn:
-            return views.describe(conn, execution_id)
+            return views.describe(conn, payloads.known_execution_id(execution_id))
 
     def inspect(self, execution_id: str) -> dict[str, Any]:
         """The execution's view plus where it stands: active states, tasks, timers, signals."""
         with self.writer.read() as conn:
-            return views.inspect(conn, execution_id)
+            return views.inspect(conn, payloads.known_execution_id(execution_id))
 
     def query(self, execution_id: str, name: str) -> JSON:
         """Evaluate the definition's named query over the execution's current data (no writes)."""
-        row = self.writer.row(execution_id)
+        row = self.writer.row(payloads.known_execution_id(execution_id))
         if row is None:
             raise errors.NotFound(f"no execution {execution_id!r}")
         return views.query(self.writer.definition(row.workflow, row.version), row, name)
@@ -228,12 +237,12 @@ class Client:
     def history(self, execution_id: str) -> list[events.Event]:
         """Every event of the execution, all runs, in order."""
         with self.writer.read() as conn:
-            return views.history(conn, execution_id)
+            return views.history(conn, payloads.known_execution_id(execution_id))
 
     def replay(self, execution_id: str) -> tuple[bool, dict[str, Any], dict[str, Any]]:
         """Re-fold the current run's history; whether it equals the stored snapshot, and both."""
         with self.writer.read() as conn:
-            return views.replay(conn, execution_id)
+            return views.replay(conn, payloads.known_execution_id(execution_id))
 
     def workers(self, *, everyone: bool = False) -> list[dict[str, Any]]:
         """Registered workers with the tasks they hold; only live ones unless ``everyone``."""
@@ -243,11 +252,14 @@ class Client:
 
     def refused(self, execution_id: str | None = None) -> list[dict[str, Any]]:
         """Outcomes refused because their worker had lost the lease, oldest first."""
+        if execution_id is not None:
+            execution_id = payloads.known_execution_id(execution_id)
         with self.writer.read() as conn:
             return refusals.listing(conn, execution_id)
 
     def wait(self, execution_id: str, timeout: float | None = None) -> dict[str, Any]:
         """Block until the execution closes (or ``timeout`` passes); returns its view."""
+        execution_id = payloads.known_execution_id(execution_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         seen = self.writer.closed.generation
         # While this process drives the execution, its closing is announced here; after a

@@ -7,7 +7,6 @@ SQL built once per dialect (``statements``); the rest is SQLAlchemy Core.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -432,8 +431,3 @@ def _decode(value: Any) -> JSON:
     # A JSON column has numeric affinity on SQLite: a bare number comes back as one.
     decoded: JSON = orjson.loads(value) if isinstance(value, (str, bytes)) else value
     return decoded
-
-
-def json_size(value: JSON) -> int:
-    """Bytes of ``value`` as compact JSON, the measure of the payload limit."""
-    return len(json.dumps(value, separators=(",", ":")).encode())
