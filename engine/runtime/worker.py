@@ -199,6 +199,7 @@ class Worker:
     def _run(self, claim: leasing.Claim) -> leasing.Claim | None:
         """Run one claimed task and record it; returns the next task claimed in passing."""
         checkpoint = [claim.heartbeat_details]
+        beaten = [claim.started_at]  # when the lease was last renewed by a heartbeat
         ctx = invoke.Context(
             execution_id=claim.execution_id,
             state=claim.state,
@@ -208,17 +209,23 @@ class Worker:
             idempotency_key=claim.key,
             heartbeat_details=claim.heartbeat_details,
             worker=self.id,
-            _beat=lambda details: self._heartbeat(claim, details, checkpoint),
+            _beat=lambda details: self._heartbeat(claim, details, checkpoint, beaten),
         )
         self._report("started", claim)
         with self._lock:
             self._in_flight[claim.task_id] = claim
         try:
-            outcome = invoke.invoke(self.registry[claim.activity], claim.input, ctx)
+            outcome = self._invoke(claim, ctx, beaten)
         except BaseException:
             with self._lock:
                 self._in_flight.pop(claim.task_id, None)
             raise
+        if outcome is None:
+            with self._lock:
+                self._in_flight.pop(claim.task_id, None)
+            log.warning("left %s running past its timeout; the slot goes on", claim.task_id)
+            self._report("lost", claim, "the activity outlived its timeout and was left running")
+            return None
         with self._lock:
             self._recording += 1
         if isinstance(outcome, commands.FailTask) and checkpoint[0] is not None:
@@ -251,6 +258,40 @@ class Worker:
         else:
             self._report("succeeded", claim)
         return following[0] if following else None
+
+    def _invoke(
+        self, claim: leasing.Claim, ctx: invoke.Context, beaten: list[float]
+    ) -> commands.Command | None:
+        """Run the activity; None when it outlived its timeout and was left running.
+
+        Python cannot stop a thread.  An activity with TimeoutSeconds or HeartbeatSeconds
+        runs on a thread of its own, so that once the task is past its deadline (or its
+        heartbeat is overdue) the slot walks away, leaving the maintenance thread to record
+        the timeout, instead of being held for as long as the activity hangs.  Any other
+        activity has no timeout to outlive and runs on the slot's thread.
+        """
+        handler = self.registry[claim.activity]
+        if claim.deadline is None and claim.heartbeat is None:
+            return invoke.invoke(handler, claim.input, ctx)
+        outcome: list[commands.Command] = []
+        done = threading.Event()
+
+        def run() -> None:
+            outcome.append(invoke.invoke(handler, claim.input, ctx))
+            done.set()
+
+        name = f"cairn-activity-{claim.task_id}"
+        threading.Thread(target=run, name=name, daemon=True).start()
+        while True:
+            due = claim.deadline if claim.deadline is not None else float("inf")
+            if claim.heartbeat is not None:
+                due = min(due, beaten[0] + claim.heartbeat)
+            left = due - self.dispatcher.clock()
+            if done.wait(max(0.0, min(left, LISTEN_SLICE))):
+                return outcome[0]
+            if left <= 0:
+                ctx.cancelled = True  # should it look, the activity learns it may stop
+                return None
 
     def _record(
         self, claim: leasing.Claim, outcome: commands.CompleteTask | commands.FailTask
@@ -294,13 +335,19 @@ class Worker:
             self.stopping.wait(pause)
             pause = min(pause * 2, longest)
 
-    def _heartbeat(self, claim: leasing.Claim, details: JSON, checkpoint: list[JSON]) -> bool:
+    def _heartbeat(
+        self, claim: leasing.Claim, details: JSON, checkpoint: list[JSON], beaten: list[float]
+    ) -> bool:
         """Renew the lease for an activity; a database hiccup is not the activity's failure."""
         previous = checkpoint[0]
         if details is not None:
             checkpoint[0] = details
         try:
-            return self.dispatcher.renew(claim, self.id, details)
+            now = self.dispatcher.clock()
+            held = self.dispatcher.renew(claim, self.id, details)
+            if held:
+                beaten[0] = now
+            return held
         except sa.exc.OperationalError as exc:
             reason = database.reason(exc)
             log.warning("heartbeat of %s not recorded, will try again: %s", claim.task_id, reason)

@@ -7,6 +7,7 @@ task ends as a recorded failure, and the same slot then runs the next execution.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -328,4 +329,53 @@ def test_an_expression_failing_on_a_result_fails_the_execution_on_the_worker(
     assert (view["status"], view["error"]) == ("FAILED", "States.Runtime")
     assert view["cause"].startswith(cause)
     assert_slot_goes_on(live_client)
+    support.assert_replays(live_client)
+
+
+@pytest.mark.parametrize(
+    ("limit", "error"),
+    [("TimeoutSeconds: 1", "States.Timeout"), ("HeartbeatSeconds: 1", "States.HeartbeatTimeout")],
+    ids=["timeout", "heartbeat"],
+)
+def test_an_activity_that_outlives_its_timeout_no_longer_holds_the_slot(
+    live_client: Client,
+    live_dispatcher: Dispatcher,
+    recorder: Recorder,
+    start_worker: Callable[..., worker.Worker],
+    limit: str,
+    error: str,
+) -> None:
+    released = threading.Event()
+    hung = threading.Event()
+
+    def hang(params: Any, ctx: Any) -> Any:
+        ctx.heartbeat()
+        hung.set()
+        released.wait(support.DEADLINE * 3)  # longer than any wait of the test
+        return {"late": True}
+
+    recorder.add("Hang", hang)
+    recorder.add("Work", lambda params, ctx: {"ok": True})
+    support.deploy(
+        live_client,
+        f"""
+Name: hanging
+Version: 1
+StartAt: Hang
+States:
+  Hang: {{Type: Task, Activity: Hang, {limit}, End: true}}
+""",
+    )
+    support.deploy(live_client, PLAIN)
+    start_worker(live_dispatcher, recorder.registry, concurrency=1)
+    try:
+        execution_id = live_client.start("hanging", {})["id"]
+        view = support.wait_closed(live_client, execution_id)
+        assert (view["status"], view["error"]) == ("FAILED", error)
+        assert_slot_goes_on(live_client)  # while the first activity still hangs
+        assert hung.is_set() and not released.is_set()
+    finally:
+        released.set()
+    assert live_client.describe(execution_id)["status"] == "FAILED"
+    assert recorder.count("Hang") == 1
     support.assert_replays(live_client)
