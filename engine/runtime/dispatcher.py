@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from cairn.core import commands, names
 from cairn.jsontypes import JSON
-from cairn.runtime import handoff, leasing, refusals, roster, store, wakeup, writer
+from cairn.runtime import handoff, leasing, payloads, refusals, roster, store, wakeup, writer
 
 
 class Dispatcher:
@@ -26,6 +26,9 @@ class Dispatcher:
         self.clock = write_path.clock
         self.work = write_path.work
         """Notified when tasks may be claimable (see ``Writer.work``)."""
+        # Every result is checked against the payload limit's setting: a bad one stops the
+        # worker here, with its reason, before it claims a task it could not finish.
+        payloads.size_limit()
 
     # -- leasing and recording -----------------------------------------------------------
     def claim(self, offer: leasing.Offer) -> list[leasing.Claim]:

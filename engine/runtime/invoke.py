@@ -22,9 +22,8 @@ import orjson
 from cairn import activities
 from cairn.core import commands, names
 from cairn.jsontypes import JSON
+from cairn.runtime import payloads
 
-PAYLOAD_LIMIT = 256 * 1024
-"""Largest input or task result, in bytes of compact JSON (as Step Functions)."""
 _NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 """A NUL character as JSON writes it: ``\\u0000`` after an even number of backslashes."""
 
@@ -118,13 +117,23 @@ def check_result(ctx: Context, result: Any) -> commands.Command:
             "which cannot be stored",
             retryable=False,
         )
-    size = len(encoded)
-    if size > PAYLOAD_LIMIT:
+    # The limits every payload meets at the door: nesting, 64-bit integers (orjson takes
+    # unsigned ones too) and the payload limit's setting.
+    problem = payloads.unfit(result)
+    if problem is not None:
+        return commands.FailTask(
+            task_id=ctx.task_id,
+            error=names.RUNTIME,
+            cause=f"activity {ctx.activity} returned a result that {problem}",
+            retryable=False,
+        )
+    size, limit = len(encoded), payloads.size_limit()
+    if size > limit:
         return commands.FailTask(
             task_id=ctx.task_id,
             error=names.DATA_LIMIT_EXCEEDED,
             cause=f"activity {ctx.activity} returned {size} bytes; "
-            f"the limit is {PAYLOAD_LIMIT // 1024} KiB",
+            f"the limit is {limit // 1024} KiB",
             retryable=False,
         )
     # The result as it will be stored (tuples become lists, keys strings), so that the state

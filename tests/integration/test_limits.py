@@ -6,6 +6,7 @@ the client before anything is recorded: what one database would take and the oth
 integer past 64 bits, nesting thousands deep) is refused instead of stored as something
 else, and a payload past the limit (256 KiB, or ``CAIRN_PAYLOAD_LIMIT_KIB``) is refused with
 its size.  Each refusal is one line naming what and the limit, and leaves nothing behind.
+An activity's result meets the same limits, and past them fails its task.
 """
 
 from __future__ import annotations
@@ -346,6 +347,67 @@ def test_values_at_the_edges_are_stored_and_read_back_the_same(client: Client) -
     got: JSON = {"signal": "go", "payload": edge}
     assert view["output"] == {**edge, "got": got}
     support.assert_replays(client)
+
+
+# -- activity results: the same limits ---------------------------------------------------------
+
+ONE_TASK = """
+Name: one
+Version: 1
+StartAt: Call
+States:
+  Call:
+    Type: Task
+    Activity: Call
+    End: true
+"""
+
+
+def result_of(
+    client: Client, dispatcher: Dispatcher, recorder: Recorder, result: Any
+) -> dict[str, Any]:
+    """The view of an execution whose one task returned ``result``."""
+    recorder.add("Call", lambda params, ctx: result)
+    support.deploy(client, ONE_TASK)
+    execution_id = str(client.start("one", {})["id"])
+    support.work_one(dispatcher, recorder.registry)
+    return client.describe(execution_id)
+
+
+@pytest.mark.parametrize(
+    ("result", "problem"),
+    [
+        ({"deep": deep(payloads.DEPTH)}, "is nested deeper than 64 levels of lists and objects"),
+        ({"big": 2**63}, "holds an integer past 64 bits at big (from -2**63 to 2**63-1)"),
+    ],
+)
+def test_a_result_past_the_limits_fails_the_task_as_an_input_is_refused(
+    client: Client, dispatcher: Dispatcher, recorder: Recorder, result: Any, problem: str
+) -> None:
+    view = result_of(client, dispatcher, recorder, result)
+    assert (view["status"], view["error"]) == ("FAILED", "States.Runtime")
+    assert view["cause"] == f"activity Call returned a result that {problem}"
+    support.assert_replays(client)
+
+
+def test_a_result_past_the_set_limit_fails_with_states_data_limit_exceeded(
+    client: Client, dispatcher: Dispatcher, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAIRN_PAYLOAD_LIMIT_KIB", "1")
+    view = result_of(client, dispatcher, recorder, text_of(1025))
+    assert (view["status"], view["error"]) == ("FAILED", "States.DataLimitExceeded")
+    assert view["cause"] == "activity Call returned 1025 bytes; the limit is 1 KiB"
+
+
+def test_a_worker_refuses_to_start_with_a_bad_limit_setting(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAIRN_PAYLOAD_LIMIT_KIB", "256k")
+    with pytest.raises(errors.CairnError) as caught:
+        Dispatcher(client.writer)
+    assert refused(caught) == (
+        "CAIRN_PAYLOAD_LIMIT_KIB must be a whole number of KiB from 1 to 16384, not '256k'"
+    )
 
 
 # -- InputSchema: nothing is fetched at a start -------------------------------------------------

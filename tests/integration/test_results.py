@@ -14,7 +14,7 @@ from cairn.client import Client
 from cairn.core import events
 from cairn.runtime import worker
 from cairn.runtime.dispatcher import Dispatcher
-from cairn.runtime.invoke import PAYLOAD_LIMIT
+from cairn.runtime.payloads import PAYLOAD_LIMIT
 from tests.integration import support
 from tests.integration.support import FakeClock, Recorder
 
