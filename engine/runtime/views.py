@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cairn import errors
-from cairn.core import events, evolve, model, step
+from cairn.core import events, evolve, expressions, model, step
 from cairn.core import state as st
 from cairn.jsontypes import JSON
 from cairn.runtime import refusals, store, tables
@@ -96,7 +96,11 @@ def query(spec: model.Definition, row: Any, name: str) -> JSON:
     state = st.from_json(row.snapshot)
     top = state.frames.get("")
     data = top.input if top is not None else state.output
-    return spec.queries[name].evaluate(data, {})
+    try:
+        return spec.queries[name].evaluate(data, {})
+    except expressions.DataError as exc:
+        # The execution's data, not the request, does not fit: said, not a traceback.
+        raise errors.CairnError(f"query {name!r} of {spec.name}@{spec.version}: {exc}") from exc
 
 
 def executions(

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from cairn.activities import ActivityError
 from cairn.client import Client
+from cairn.errors import CairnError
 from cairn.runtime import database, roster, tables, worker
 from cairn.runtime.dispatcher import Dispatcher
 from tests.integration import support
@@ -379,3 +380,32 @@ States:
     assert live_client.describe(execution_id)["status"] == "FAILED"
     assert recorder.count("Hang") == 1
     support.assert_replays(live_client)
+
+
+def test_a_query_that_fails_on_the_data_is_one_clear_error(
+    live_client: Client, db_url: str
+) -> None:
+    support.deploy(
+        live_client,
+        """
+Name: asked
+Version: 1
+StartAt: Hold
+Queries:
+  cheap: price < `10`
+States:
+  Hold: {Type: Wait, Signal: go, Next: Done}
+  Done: {Type: Succeed}
+""",
+    )
+    execution_id = live_client.start("asked", {"price": "5"})["id"]
+    with pytest.raises(CairnError) as raised:
+        live_client.query(execution_id, "cheap")
+    assert str(raised.value) == (
+        "query 'cheap' of asked@1: expression 'price < `10`' failed: "
+        "TypeError: '<' not supported between instances of 'str' and 'int'"
+    )
+    shown = support.cairn("--db", db_url, "query", execution_id, "cheap")
+    assert shown.returncode == 1
+    assert "Traceback" not in shown.stderr
+    assert "expression 'price < `10`' failed" in shown.stderr
