@@ -70,10 +70,12 @@ class Client:
 
     def definition(self, name: str, version: int | None = None) -> model.Definition:
         """A deployed definition (the newest version when none is given)."""
-        return self.writer.definition(name, version)
+        return self.writer.definition(*payloads.known_workflow(name, version))
 
     def definitions(self, name: str | None = None) -> list[dict[str, Any]]:
         """Deployed versions side by side, with their running and total executions."""
+        if name is not None and not payloads.storable(name):
+            return []
         with self.writer.read() as conn:
             return views.definitions(conn, name)
 
@@ -87,6 +89,7 @@ class Client:
         execution_id: str | None = None,
     ) -> dict[str, Any]:
         """Start an execution; the same id with the same input returns the existing one."""
+        workflow, version = payloads.known_workflow(workflow, version)
         input = payloads.plain({} if input is None else input, "the input")
         execution_id = (
             uuid.uuid4().hex if execution_id is None else payloads.new_execution_id(execution_id)
@@ -231,6 +234,9 @@ class Client:
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         """Executions, newest first, optionally of one status or workflow."""
+        limit = payloads.row_limit(limit)
+        if not all(payloads.storable(value) for value in (status, workflow) if value is not None):
+            return []
         with self.writer.read() as conn:
             return views.executions(conn, status=status, workflow=workflow, limit=limit)
 

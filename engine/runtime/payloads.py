@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from cairn import errors
-from cairn.core import model
+from cairn.core import limits, model
 from cairn.jsontypes import JSON
 
 if TYPE_CHECKING:
@@ -48,12 +48,13 @@ STORED_ID_LENGTH = 200
 TOKEN_LENGTH = 300
 """The longest task token: the task id column's length."""
 NAME_LENGTH = 200
-"""The longest signal or error name."""
+"""The longest workflow, signal or error name (the name columns hold 200 characters)."""
 ID = re.compile(r"[A-Za-z0-9_.@-]+")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """A key shown bare in a place; any other is quoted, as JMESPath quotes it."""
-SIGNAL = re.compile(r"[A-Za-z0-9_.-]+")
-"""A signal name as a Wait's ``Signal`` spells it (the definition schema's pattern)."""
+SIGNAL = WORKFLOW = re.compile(r"[A-Za-z0-9_.-]+")
+"""A signal name as a Wait's ``Signal`` spells it, and a workflow name as ``Name`` does (the
+definition schema's pattern)."""
 
 
 def size_limit() -> int:
@@ -205,6 +206,37 @@ def known_token(token: object) -> str:
         shown = _shorten(token, 40) if isinstance(token, str) else token
         raise errors.UnknownTaskToken(f"unknown task token {shown!r}")
     return token
+
+
+def known_workflow(name: object, version: object = None) -> tuple[str, int | None]:
+    """A workflow (and version) to look up; one that no definition can have is NotFound,
+    as one not deployed is."""
+    if not isinstance(name, str) or len(name) > NAME_LENGTH or not WORKFLOW.fullmatch(name):
+        shown = _shorten(name, 40) if isinstance(name, str) else name
+        raise errors.NotFound(f"no workflow {shown!r} is deployed")
+    if version is None:
+        return name, None
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise errors.NotFound(f"no version {version!r} of workflow {name}: versions are numbers")
+    if not 1 <= version <= limits.MAX_VERSION:
+        raise errors.NotFound(
+            f"no such version of workflow {name}: versions run from 1 to {limits.MAX_VERSION}"
+        )
+    return name, version
+
+
+def storable(text: object) -> bool:
+    """Whether ``text`` could be stored in a name column on both databases: a filter by
+    anything else matches nothing."""
+    return isinstance(text, str) and len(text) <= NAME_LENGTH and "\x00" not in text
+
+
+def row_limit(limit: object) -> int:
+    """How many rows a listing may return: a whole number from 0 (one past any count is
+    every row, on both databases)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise errors.InvalidInput(f"a limit is a whole number from 0, not {limit!r}")
+    return min(limit, LARGEST_INTEGER)
 
 
 def signal_name(name: object) -> str:

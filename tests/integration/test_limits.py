@@ -139,6 +139,39 @@ def test_an_id_no_execution_can_have_is_not_found(client: Client, hold: str) -> 
     assert client.describe(hold)["status"] == "RUNNING"
 
 
+# -- workflow names, versions and listings --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("workflow", "version", "message"),
+    [
+        ("ho\x00ld", None, r"^no workflow 'ho\\x00ld' is deployed$"),
+        ("h" * 100_000, None, r"^no workflow 'h{37}\.\.\.' is deployed$"),
+        ("hold", 2**31, "^no such version of workflow hold: versions run from 1 to 2147483647$"),
+        ("hold", 10**30, "^no such version of workflow hold: versions run from 1 to 2147483647$"),
+        ("hold", 0, "^no such version of workflow hold: versions run from 1 to 2147483647$"),
+    ],
+)
+def test_a_workflow_no_definition_can_be_is_not_found(
+    client: Client, hold: str, workflow: str, version: int | None, message: str
+) -> None:
+    with pytest.raises(errors.NotFound, match=message):
+        client.start(workflow, {}, version=version, execution_id="other")
+    with pytest.raises(errors.NotFound, match=message):
+        client.definition(workflow, version)
+    assert [view["id"] for view in client.executions()] == [hold]
+
+
+def test_listings_filtered_by_what_no_row_can_hold_are_empty(client: Client, hold: str) -> None:
+    assert client.executions(workflow="hold\x00") == []
+    assert client.executions(status="RUNNING\x00") == []
+    assert client.definitions("hold\x00") == []
+    assert [view["id"] for view in client.executions(limit=10**30)] == [hold]
+    assert client.executions(limit=0) == []
+    with pytest.raises(errors.InvalidInput, match=r"^a limit is a whole number from 0, not -1$"):
+        client.executions(limit=-1)
+
+
 # -- signal names ----------------------------------------------------------------------------
 
 
