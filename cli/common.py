@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,10 +14,19 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cairn import activities, errors
+from cairn.core import limits
 
 if TYPE_CHECKING:
     from cairn import client
     from cairn.runtime import dispatcher
+
+
+QUEUE = re.compile(r"[A-Za-z0-9_.-]+")
+"""A task queue name, as the definition schema's TaskQueue pattern has it."""
+QUEUE_LENGTH = 200
+"""The longest queue name: what the tasks table's queue column holds."""
+CONCURRENCY = click.IntRange(1, 1000)
+"""Activity slots a process runs at once: each is a thread."""
 
 
 class UsageError(errors.CairnError):
@@ -72,6 +83,14 @@ def read_json(text: str, what: str = "--input") -> Any:
         raise UsageError(
             f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
+    except RecursionError:
+        # The json module reads nesting by recursion: thousands of levels exhaust the stack.
+        raise UsageError(f"{source}: nested too deeply to read (lists and objects)") from None
+    except ValueError:
+        # The one ValueError left is Python's refusal to read an integer of thousands of digits.
+        raise UsageError(
+            f"{source}: holds an integer of thousands of digits; integers go from -2**63 to 2**63-1"
+        ) from None
 
 
 def parse_target(target: str) -> tuple[str, int | None]:
@@ -79,9 +98,39 @@ def parse_target(target: str) -> tuple[str, int | None]:
     name, _, version = target.partition("@")
     if not version:
         return name, None
-    if not version.isdigit():
-        raise UsageError(f"bad version in {target!r}: use NAME@VERSION, e.g. order@2")
+    shown = f"{target[:60]}..." if len(target) > 60 else target
+    # isdigit alone takes "²" and other digits int() refuses.
+    if not (version.isascii() and version.isdigit()):
+        raise UsageError(f"bad version in {shown!r}: use NAME@VERSION, e.g. order@2")
+    if len(version) > len(str(limits.MAX_VERSION)) or not 1 <= int(version) <= limits.MAX_VERSION:
+        raise UsageError(f"bad version in {shown!r}: versions go from 1 to {limits.MAX_VERSION:,}")
     return name, int(version)
+
+
+class Seconds(click.FloatRange):
+    """A duration option: a number of seconds within bounds, and finite (click's FloatRange
+    takes ``nan``, and ``inf`` where it has no upper bound)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a number of seconds", param, ctx)
+        return number
+
+
+def check_queues(ctx: click.Context, param: click.Parameter, queues: tuple[str, ...]) -> Any:
+    """``--queue`` names as a definition's TaskQueue spells them; others could match no task."""
+    for queue in queues:
+        if not QUEUE.fullmatch(queue) or len(queue) > QUEUE_LENGTH:
+            raise click.BadParameter(
+                f"{queue[:40]!r} is not a queue name: 1 to {QUEUE_LENGTH} letters, digits, "
+                "'_', '.' and '-' (like payments)",
+                ctx=ctx,
+                param=param,
+            )
+    return queues
 
 
 def load_activities(modules: Sequence[str], paths: Sequence[str] = ()) -> activities.Registry:

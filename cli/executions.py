@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from cairn.runtime import worker
 
 INPUT_HELP = "Input JSON: inline, @path/to/file.json, or - for standard input."
+LIST_LIMIT = 10**9
+"""The most executions ``list`` shows: what ``replay --all`` reads, far past any screen."""
 
 
 def _check_activities(spec: model.Definition, registered: set[str]) -> None:
@@ -59,12 +61,11 @@ def start(
       cairn start order@2 --input @order.json --id order-A1001
     """
     name, version = common.parse_target(target)
+    given = common.read_json(input_text)
     client = common.open_client(ctx)
     if modules:
         _check_activities(client.definition(name, version), set(common.load_activities(modules)))
-    view = client.start(
-        name, common.read_json(input_text), version=version, execution_id=execution_id
-    )
+    view = client.start(name, given, version=version, execution_id=execution_id)
     if as_json:
         common.print_json(view)
     else:
@@ -83,7 +84,13 @@ def start(
     help="Module registering the activities (default: CAIRN_ACTIVITIES, else activities).",
 )
 @common.path_option
-@click.option("--concurrency", default=4, show_default=True, help="Activities run at once.")
+@click.option(
+    "--concurrency",
+    type=common.CONCURRENCY,
+    default=4,
+    show_default=True,
+    help="Activities run at once.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole execution as JSON.")
 @click.pass_context
 def run(
@@ -111,20 +118,21 @@ def run(
     from cairn.definitions import loader
     from cairn.runtime import dispatcher, worker
 
+    # What the command line got wrong is said before the database is opened.
+    given = common.read_json(input_text)
+    named = None if Path(target).is_file() else common.parse_target(target)
     registry = common.load_activities(modules, paths)
     client = common.open_client(ctx)
     version: int | None
-    if Path(target).is_file():
+    if named is None:
         doc = loader.load(target, list(registry))
         client.deploy(doc)
         name, version = doc.name, doc.version
     else:
-        name, version = common.parse_target(target)
+        name, version = named
     spec = client.definition(name, version)
     _check_activities(spec, set(registry))
-    view = client.start(
-        spec.name, common.read_json(input_text), version=spec.version, execution_id=execution_id
-    )
+    view = client.start(spec.name, given, version=spec.version, execution_id=execution_id)
     queues = set(model.activities_of(spec).values()) or {"default"}
     progress = _progress if sys.stderr.isatty() else None
     runner = worker.Worker(
@@ -181,7 +189,13 @@ def _finish(view: dict[str, Any], as_json: bool) -> None:
     ),
 )
 @click.option("--workflow", metavar="NAME", help="Only executions of this workflow.")
-@click.option("--limit", default=50, show_default=True, help="At most this many, newest first.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, LIST_LIMIT),
+    default=50,
+    show_default=True,
+    help="At most this many, newest first.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def list_executions(
@@ -298,7 +312,7 @@ def replay(ctx: click.Context, execution_ids: tuple[str, ...], every: bool) -> N
     client = common.open_client(ctx)
     ids = list(execution_ids)
     if every:
-        ids += [v["id"] for v in client.executions(limit=10**9)]
+        ids += [v["id"] for v in client.executions(limit=LIST_LIMIT)]
     if not ids:
         raise common.UsageError("name at least one execution ID, or --all")
     bad = 0
@@ -321,7 +335,8 @@ def replay(ctx: click.Context, execution_ids: tuple[str, ...], every: bool) -> N
 @click.pass_context
 def signal(ctx: click.Context, execution_id: str, name: str, payload_text: str) -> None:
     """Send a named signal; it is recorded even if nothing waits for it yet."""
-    common.open_client(ctx).signal(execution_id, name, common.read_json(payload_text, "--payload"))
+    payload = common.read_json(payload_text, "--payload")
+    common.open_client(ctx).signal(execution_id, name, payload)
     click.echo(f"signal {name} recorded for {execution_id}")
 
 

@@ -12,9 +12,15 @@ from typing import TYPE_CHECKING
 import click
 
 from cairn.cli import common
+from cairn.core import limits
 
 if TYPE_CHECKING:
     from cairn.runtime import worker
+
+MAX = limits.MAX_SECONDS
+"""The longest grace period or lease: the longest a definition's timeouts may be."""
+LONGEST_POLL = 3600
+"""A worker looks for work at least hourly even when no news of any came."""
 
 
 @click.command(name="worker")
@@ -23,9 +29,16 @@ if TYPE_CHECKING:
     "queues",
     multiple=True,
     metavar="Q",
+    callback=common.check_queues,
     help="Task queue to serve (repeatable; default: default).",
 )
-@click.option("--concurrency", default=4, show_default=True, help="Activities run at once.")
+@click.option(
+    "--concurrency",
+    type=common.CONCURRENCY,
+    default=4,
+    show_default=True,
+    help="Activities run at once.",
+)
 @click.option(
     "--activities",
     "modules",
@@ -36,6 +49,7 @@ if TYPE_CHECKING:
 @common.path_option
 @click.option(
     "--grace",
+    type=common.Seconds(0, MAX),
     default=30.0,
     show_default=True,
     metavar="SECONDS",
@@ -45,14 +59,14 @@ if TYPE_CHECKING:
     "--poll",
     cls=common.EngineDefault,
     engine_default="cairn.runtime.worker:DEFAULT_POLL",
-    type=float,
+    type=common.Seconds(0.01, LONGEST_POLL),
     show_default=True,
     metavar="SECONDS",
     help="How often to look for work and due timers even when no news of any came.",
 )
 @click.option(
     "--lease",
-    type=click.FloatRange(min=0.5),
+    type=common.Seconds(0.5, MAX),
     cls=common.EngineDefault,
     engine_default="cairn.runtime.leasing:DEFAULT_LEASE",
     show_default=True,

@@ -29,6 +29,10 @@ except ImportError:  # not on POSIX: writers of other processes meet SQLite's bu
     _flock = None  # type: ignore[assignment]
 
 DEFAULT_URL = "sqlite:///cairn.db"
+SQLITE_DRIVERS = ("sqlite", "sqlite+pysqlite")
+POSTGRESQL_DRIVERS = ("postgresql", "postgresql+psycopg")
+"""The drivers Cairn runs on: the standard library's sqlite3 and psycopg 3; any other (asyncpg,
+psycopg2) would fail later, or not be installed."""
 BUSY_TIMEOUT_MS = 60_000
 READ_ONLY = "cairn_read_only"
 """Execution option: this transaction only reads (SQLite may then start it deferred)."""
@@ -44,16 +48,24 @@ def connect(url: str | None = None, *, upgrade: bool | None = None) -> sa.Engine
     url = resolve_url(url)
     try:
         parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise errors.CairnError(f"bad database URL {url!r}: {exc}") from exc
-    if parsed.get_backend_name() == "sqlite":
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        # Never the URL nor a part of it: it may hold a password, which was not found to hide.
+        problem = "its port is not a number" if isinstance(exc, ValueError) else "unreadable"
+        raise errors.CairnError(
+            f"bad database URL ({problem}): use sqlite:///FILE or "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+        ) from None
+    if parsed.drivername in SQLITE_DRIVERS:
         engine = _sqlite(parsed)
-    elif parsed.get_backend_name() == "postgresql":
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")
+    elif parsed.drivername in POSTGRESQL_DRIVERS:
+        parsed = parsed.set(drivername="postgresql+psycopg")
         engine = sa.create_engine(parsed, pool_size=20, max_overflow=20, pool_pre_ping=True)
     else:
-        raise errors.CairnError(f"unsupported database {url!r}: use sqlite:/// or postgresql://")
+        shown = parsed.render_as_string(hide_password=True)
+        raise errors.CairnError(
+            f"unsupported database URL {shown}: use sqlite:///FILE or postgresql://..."
+            f" (the {parsed.drivername!r} driver is not one Cairn runs on)"
+        )
     if upgrade if upgrade is not None else engine.dialect.name == "sqlite":
         migrate(engine)
     return engine
