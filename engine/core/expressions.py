@@ -111,13 +111,28 @@ FUNCTIONS = frozenset(_FUNCTIONS.FUNCTION_TABLE)
 """The function names an expression may call."""
 
 
-def _check_functions(node: Any) -> None:
-    """Refuse unknown function names when an expression is compiled, not when it runs."""
+def _check_tree(node: Any) -> None:
+    """Refuse unknown function names, and literals holding numbers no store could hold,
+    when an expression is compiled rather than when it runs."""
     if node.get("type") == "function_expression" and node["value"] not in FUNCTIONS:
         raise jmespath_errors.UnknownFunctionError(f"unknown function {node['value']}()")
+    if node.get("type") == "literal" and (why := _unstorable(node["value"])) is not None:
+        raise jmespath_errors.JMESPathError(f"a literal holds {why}")
     for child in node.get("children", ()):
         if isinstance(child, dict):
-            _check_functions(child)
+            _check_tree(child)
+
+
+def _unstorable(value: Any) -> str | None:
+    """What in a literal's value no store could hold, if anything."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and not INTEGER_RANGE[0] <= value <= INTEGER_RANGE[1]:
+        return "an integer beyond 64 bits"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a number beyond the range of JSON numbers"
+    parts = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return next((why for part in parts if (why := _unstorable(part)) is not None), None)
 
 
 class DataError(Exception):
@@ -137,7 +152,7 @@ class Expression:
         on_context = source.startswith(CONTEXT_PREFIX)
         text = source[len(CONTEXT_PREFIX) :] if on_context else source
         compiled = jmespath.compile(text)
-        _check_functions(compiled.parsed)
+        _check_tree(compiled.parsed)
         return cls(source, on_context, compiled)
 
     def evaluate(self, data: JSON, context: Mapping[str, JSON] | None = None) -> JSON:

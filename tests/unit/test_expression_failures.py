@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from cairn import errors
 from cairn.core import names
 from cairn.core.expressions import DataError, Expression
+from cairn.definitions import loader
 from cairn.jsontypes import JSON
 from cairn.testing import simulate
 
@@ -125,3 +127,23 @@ def test_the_cause_names_the_expression_and_the_problem() -> None:
         "expression 'a < `1`' failed: "
         "TypeError: '<' not supported between instances of 'str' and 'int'"
     )
+
+
+def test_a_literal_no_store_could_hold_is_refused_by_validate() -> None:
+    """Such a literal would only fail once the state that computes with it is stored."""
+    text = (
+        "Name: t\nVersion: 1\nStartAt: A\nStates:\n"
+        "  A:\n    Type: Pass\n    Parameters:\n"
+        "      big.$: 'add(n, `18446744073709551616`)'\n"
+        "      far.$: '`[1, 1e400]`'\n"
+        "      fine.$: 'add(n, `9223372036854775807`)'\n"
+        "    End: true\n"
+    )
+    with pytest.raises(errors.DefinitionError) as caught:
+        loader.loads(text, "d.yaml")
+    assert [str(p) for p in caught.value.problems] == [
+        "d.yaml:8:14: invalid JMESPath expression 'add(n, `18446744073709551616`)': "
+        "a literal holds an integer beyond 64 bits (at States.A.Parameters.big.$)",
+        "d.yaml:9:14: invalid JMESPath expression '`[1, 1e400]`': "
+        "a literal holds a number beyond the range of JSON numbers (at States.A.Parameters.far.$)",
+    ]
