@@ -2,7 +2,8 @@
 
 The reproducers of a remote ``$ref`` (``http://...`` requested and ``file:///...`` read at
 every start) are refused here, at the line of the reference, with the reason; what a start
-does with such a schema deployed before this check is in tests/integration/test_limits.py.
+does with such a schema deployed before this check is in
+tests/integration/test_input_schema_fetch.py.
 """
 
 from __future__ import annotations
