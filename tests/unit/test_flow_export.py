@@ -33,7 +33,7 @@ _TEXT = st.text(
 _SCALARS = (
     st.none()
     | st.booleans()
-    | st.integers(-(2**63), 2**63)
+    | st.integers(-(2**63), 2**63 - 1)  # what a definition may hold: cairn.core.limits
     | st.floats(allow_nan=False, allow_infinity=False)
     | _TEXT
 )
