@@ -306,6 +306,15 @@ class Writer:
 
     def _start_child(self, conn: sa.Connection, parent: str, child: st.Child) -> None:
         try:
+            # A child's id holds its parent's, so it grows with every level: a workflow that
+            # starts itself reaches the limit after a few levels and fails there, instead of
+            # starting children for ever in one transaction.
+            if len(child.id) > payloads.STORED_ID_LENGTH:
+                raise errors.InvalidInput(
+                    f"child workflows nest too deep: the id of this one would have "
+                    f"{len(child.id)} characters, over the {payloads.STORED_ID_LENGTH} an "
+                    f"execution id may have"
+                )
             spec = self.definition(child.workflow, child.version)
             payloads.check_input(spec, child.input)
         except (errors.NotFound, errors.InvalidInput) as exc:

@@ -42,6 +42,18 @@ States:
 """
 """A child whose first step starts a child of its own."""
 
+ITSELF = """
+Name: itself
+Version: 1
+StartAt: Again
+States:
+  Again:
+    Type: Task
+    Workflow: itself
+    End: true
+"""
+"""A workflow whose first step starts the workflow itself, for ever."""
+
 MISSING = """
 Name: missing
 Version: 1
@@ -186,4 +198,19 @@ def test_a_child_whose_first_step_is_a_child_starts_it_at_once(
     assert support.drain(dispatcher, recorder.registry) == 1
     assert family.describe(top)["output"] == {"n": 2}
     assert [family.describe(e)["status"] for e in (top, middle, grandchild)] == ["SUCCEEDED"] * 3
+    support.assert_replays(family)
+
+
+def test_a_workflow_that_starts_itself_fails_where_ids_run_out_not_for_ever(
+    family: Client,
+) -> None:
+    support.deploy(family, ITSELF)
+    top = family.start("itself", {}, execution_id="p-itself")
+    chain = [top["id"]]
+    while len(f"{chain[-1]}:Again:1:1") <= 200:
+        chain.append(f"{chain[-1]}:Again:1:1")
+    views = [family.describe(e) for e in chain]
+    assert len(views) > 5
+    assert {(v["status"], v["error"]) for v in views} == {("FAILED", "Workflow.ChildFailed")}
+    assert "child workflows nest too deep" in str(views[-1]["cause"])
     support.assert_replays(family)
