@@ -61,9 +61,8 @@ def connect(url: str | None = None, *, upgrade: bool | None = None) -> sa.Engine
         parsed = parsed.set(drivername="postgresql+psycopg")
         engine = sa.create_engine(parsed, pool_size=20, max_overflow=20, pool_pre_ping=True)
     else:
-        shown = parsed.render_as_string(hide_password=True)
         raise errors.CairnError(
-            f"unsupported database URL {shown}: use sqlite:///FILE or postgresql://..."
+            f"unsupported database URL {shown(url)}: use sqlite:///FILE or postgresql://..."
             f" (the {parsed.drivername!r} driver is not one Cairn runs on)"
         )
     if upgrade if upgrade is not None else engine.dialect.name == "sqlite":
@@ -122,11 +121,29 @@ def wal(conn: sqlite3.Connection, patience: float) -> None:
 
 
 def reason(exc: BaseException) -> str:
-    """The driver's own words for a refusal, on one line (SQLAlchemy appends a link, libpq
-    a hint on lines of their own)."""
+    """The driver's own words for a refusal, on one line: all an error or log line shows.
+
+    SQLAlchemy's message goes on with the statement and its parameters, execution data,
+    and libpq's with a detail and the data's context on lines of their own; neither is
+    ever shown.  Nor does a driver's first line hold a password: libpq names the host,
+    the port and the user only.
+    """
     orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc).strip()
+    if orig is None and isinstance(exc, sa.exc.StatementError):
+        return type(exc).__name__  # its own text is the statement and its parameters
+    try:
+        text = str(orig if orig is not None else exc).strip()
+    except Exception:
+        text = ""
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def shown(url: str) -> str:
+    """A database URL as it may be shown: its password masked (``***``)."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return "(an unreadable URL)"
 
 
 def writer_lock(engine: sa.Engine) -> contextlib.AbstractContextManager[Any]:

@@ -23,6 +23,8 @@ from cairn.runtime import database, store
 
 log = logging.getLogger("cairn.worker")
 
+_FAILED = {"event": "listen.failing"}
+"""The event of a failed listen, in a log record's ``extra`` (see ``runtime.logs``)."""
 SQLITE_TICK = 0.01
 """How often an idle SQLite worker reads ``data_version``: microseconds of work each time."""
 
@@ -78,7 +80,9 @@ class _Notifications:
             heard = {n.payload for n in self.conn.notifies(timeout=timeout, stop_after=1)}
         except psycopg.Error as exc:
             reason = database.reason(exc)
-            log.warning("listening for new work failed, polling meanwhile: %s", reason)
+            log.warning(
+                "listening for new work failed, polling meanwhile: %s", reason, extra=_FAILED
+            )
             self.close()
             time.sleep(timeout)
             return True
@@ -126,7 +130,9 @@ class _DataVersion:
                 time.sleep(min(SQLITE_TICK, left))
         except sqlite3.Error as exc:
             reason = database.reason(exc)
-            log.warning("watching for new work failed, polling meanwhile: %s", reason)
+            log.warning(
+                "watching for new work failed, polling meanwhile: %s", reason, extra=_FAILED
+            )
             self.close()
             time.sleep(max(0.0, deadline - time.monotonic()))
             return True

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from cairn import activities
 from cairn.core import commands, names
 from cairn.jsontypes import JSON
-from cairn.runtime import database, dispatcher, invoke, leasing, roster
+from cairn.runtime import database, dispatcher, invoke, leasing, logs, roster
 
 log = logging.getLogger("cairn.worker")
 
@@ -61,6 +61,13 @@ class Progress:
     kind: str  # started | succeeded | failed | lost
     claim: leasing.Claim
     detail: str = ""
+    error: str = ""
+    """The error name of a failure: what a log shows of it (its cause may hold data)."""
+
+
+def new_id() -> str:
+    """A worker id no other worker has: host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class Worker:
@@ -86,7 +93,7 @@ class Worker:
         self.poll = poll
         self.grace = grace
         self.lease = lease
-        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.id = worker_id or new_id()
         self.on_progress = on_progress
         self.stopping = threading.Event()
         self.offer = leasing.Offer(
@@ -106,7 +113,7 @@ class Worker:
         self._handed_back = 0
         self.slot_restarts = 0
         """Slots that died and were started again (``cairn workers`` shows how many)."""
-        self._claiming = _Trouble("claiming tasks")
+        self._claiming = logs.Trouble("claim", "claiming tasks")
         self._backlog = False
         """The last look for work may have left tasks behind (every idle slot got one, or
         none was idle): a slot that falls idle has the claiming thread look again."""
@@ -170,7 +177,12 @@ class Worker:
                 with self._lock:
                     self.slot_restarts += 1
                 why = f"{type(exc).__name__}: {database.reason(exc)}"
-                log.error("slot %s died (%s); starting it again", name, why)
+                log.error(
+                    "slot %s died (%s); starting it again",
+                    name,
+                    why,
+                    extra={"event": "slot.died", "slot": name, "error": type(exc).__name__},
+                )
             if self.stopping.wait(pause):
                 return
             pause = min(pause * 2, longest)
@@ -188,7 +200,12 @@ class Worker:
                     self._handed_back += self.dispatcher.release(self.id, [claim.task_id])
                 except sa.exc.OperationalError as exc:
                     reason = database.reason(exc)
-                    log.warning("could not hand back %s yet: %s", claim.task_id, reason)
+                    log.warning(
+                        "could not hand back %s yet: %s",
+                        claim.task_id,
+                        reason,
+                        extra=logs.about(claim, "task.not_handed_back"),
+                    )
                 return
             claim = self._run(claim)
 
@@ -223,7 +240,11 @@ class Worker:
         if outcome is None:
             with self._lock:
                 self._in_flight.pop(claim.task_id, None)
-            log.warning("left %s running past its timeout; the slot goes on", claim.task_id)
+            log.warning(
+                "left %s running past its timeout; the slot goes on",
+                claim.task_id,
+                extra=logs.about(claim, "task.abandoned"),
+            )
             self._report("lost", claim, "the activity outlived its timeout and was left running")
             return None
         with self._lock:
@@ -238,11 +259,20 @@ class Worker:
             # lease runs out) and runs again with the same key.  The slot lives on; letting
             # the error end its thread would lose it for good.
             reason = database.reason(exc)
-            log.warning("could not record %s, it will run again: %s", claim.task_id, reason)
+            log.warning(
+                "could not record %s, it will run again: %s",
+                claim.task_id,
+                reason,
+                extra=logs.about(claim, "task.unrecorded"),
+            )
             self._report("lost", claim, f"could not record the outcome: {reason}")
             return None
         except Unrecordable as exc:
-            log.error("%s; it goes back when its lease runs out", exc)
+            log.error(
+                "%s; it goes back when its lease runs out",
+                exc,
+                extra=logs.about(claim, "task.unrecordable"),
+            )
             self._report("lost", claim, str(exc))
             return None
         finally:
@@ -254,7 +284,7 @@ class Worker:
             self._report("lost", claim, "the lease expired; another worker owns this task now")
             return None
         if isinstance(outcome, commands.FailTask):
-            self._report("failed", claim, f"{outcome.error}: {outcome.cause}")
+            self._report("failed", claim, f"{outcome.error}: {outcome.cause}", outcome.error)
         else:
             self._report("succeeded", claim)
         return following[0] if following else None
@@ -313,7 +343,12 @@ class Worker:
                 if self.stopping.is_set():
                     raise
                 reason = database.reason(exc)
-                log.warning("could not record %s yet, will try again: %s", claim.task_id, reason)
+                log.warning(
+                    "could not record %s yet, will try again: %s",
+                    claim.task_id,
+                    reason,
+                    extra=logs.about(claim, "task.record_retry"),
+                )
             except Exception as exc:
                 # The database took the statement and refused the data (PostgreSQL and NUL,
                 # a number it cannot hold), or the outcome could not be written at all:
@@ -323,7 +358,12 @@ class Worker:
                         f"could not record task {claim.task_id} nor its failure: {refused}"
                     ) from exc
                 refused = f"{type(exc).__name__}: {database.reason(exc)}"
-                log.warning("the outcome of %s was refused: %s", claim.task_id, refused)
+                log.warning(
+                    "the outcome of %s was refused: %s",
+                    claim.task_id,
+                    refused,
+                    extra=logs.about(claim, "task.outcome_refused", error=type(exc).__name__),
+                )
                 outcome = commands.FailTask(
                     task_id=claim.task_id,
                     error=names.RUNTIME,
@@ -350,7 +390,12 @@ class Worker:
             return held
         except sa.exc.OperationalError as exc:
             reason = database.reason(exc)
-            log.warning("heartbeat of %s not recorded, will try again: %s", claim.task_id, reason)
+            log.warning(
+                "heartbeat of %s not recorded, will try again: %s",
+                claim.task_id,
+                reason,
+                extra=logs.about(claim, "task.heartbeat_retry"),
+            )
             return True
         except sa.exc.StatementError as exc:
             # Details the database refuses: the activity's error, in one line, without the
@@ -360,9 +405,9 @@ class Worker:
                 f"heartbeat details could not be stored: {database.reason(exc)}"
             ) from None
 
-    def _report(self, kind: str, claim: leasing.Claim, detail: str = "") -> None:
+    def _report(self, kind: str, claim: leasing.Claim, detail: str = "", error: str = "") -> None:
         if self.on_progress is not None:
-            self.on_progress(Progress(kind=kind, claim=claim, detail=detail))
+            self.on_progress(Progress(kind=kind, claim=claim, detail=detail, error=error))
 
     # -- finding work ---------------------------------------------------------------------
     def _dispatch(self) -> None:
@@ -377,9 +422,15 @@ class Worker:
                 next_look = now + self.poll
                 try:
                     self._backlog = self._fill_idle_slots()
-                except Exception:
-                    # A worker that stopped claiming would sit there looking alive.
-                    log.exception("looking for work failed, will look again")
+                except Exception as exc:
+                    # A worker that stopped claiming would sit there looking alive.  One line:
+                    # a traceback would show a database error's statement and parameters.
+                    log.error(
+                        "looking for work failed, will look again: %s: %s",
+                        type(exc).__name__,
+                        database.reason(exc),
+                        extra={"event": "claim.failed", "error": type(exc).__name__},
+                    )
             work.wait(seen, max(0.0, next_look - time.monotonic()))
 
     def _fill_idle_slots(self) -> bool:
@@ -412,7 +463,9 @@ class Worker:
 
     # -- maintenance ----------------------------------------------------------------------
     def _maintain(self) -> None:
-        maintaining = _Trouble("maintenance (timers, expired leases, the worker's beat)")
+        maintaining = logs.Trouble(
+            "maintenance", "maintenance (timers, expired leases, the worker's beat)"
+        )
         next_beat = time.monotonic() + self.lease / 3
         while not self.stopping.is_set():
             pause = self.poll
@@ -441,23 +494,3 @@ class Worker:
         if due is None:
             return self.poll
         return max(0.0, min(self.poll, due - self.dispatcher.clock()))
-
-
-class _Trouble:
-    """A database refusal that repeats at every poll, logged when it starts, when its reason
-    changes and when it ends, not every time."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.reason: str | None = None
-
-    def failed(self, exc: Exception) -> None:
-        reason = database.reason(exc)
-        if reason != self.reason:
-            log.warning("%s failed, will try again every poll: %s", self.what, reason)
-            self.reason = reason
-
-    def works(self) -> None:
-        if self.reason is not None:
-            log.warning("%s works again", self.what)
-            self.reason = None
