@@ -30,10 +30,10 @@ class CairnGroup(click.Group):
             return super().invoke(ctx)
         except errors.DefinitionError as exc:
             for problem in exc.problems:
-                click.echo(str(problem), err=True)
+                _say(ctx, str(problem))
             sys.exit(2)
         except errors.CairnError as exc:
-            click.echo(f"error: {exc}", err=True)
+            _say(ctx, f"error: {exc}")
             sys.exit(getattr(exc, "exit_code", 1))
         except Exception as exc:
             refused = _refusal(exc)
@@ -41,12 +41,23 @@ class CairnGroup(click.Group):
                 raise
             # The database refused (unreachable, locked for too long, disk full...): nothing
             # was half-written, since every change is one transaction.
-            click.echo(f"error: the database refused: {refused}", err=True)
+            _say(ctx, f"error: the database refused: {refused}")
             sys.exit(1)
 
 
+def _say(ctx: click.Context, line: str) -> None:
+    """An error line on stderr, or in the form of the command's log lines (``cairn worker
+    --log-format json``) once it set them up."""
+    report = ctx.obj.get("report_error") if isinstance(ctx.obj, dict) else None
+    if report is None:
+        click.echo(line, err=True)
+    else:
+        report(line)
+
+
 def _refusal(exc: Exception) -> str | None:
-    """The database's reason, if ``exc`` is its refusal.
+    """The database's reason, if ``exc`` is its refusal: the driver's first line alone, since
+    the rest of SQLAlchemy's message is the statement and its parameters (execution data).
 
     Only a command that loaded SQLAlchemy can have met one, and the others must not pay for
     importing it just to find out.
@@ -57,7 +68,8 @@ def _refusal(exc: Exception) -> str | None:
 
     from cairn.runtime import database
 
-    return database.reason(exc) if isinstance(exc, sa.exc.DBAPIError) else None
+    # StatementError, DBAPIError's base: a value the driver could not even send.
+    return database.reason(exc) if isinstance(exc, sa.exc.StatementError) else None
 
 
 @click.group(cls=CairnGroup, context_settings={"help_option_names": ["-h", "--help"]})

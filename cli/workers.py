@@ -3,6 +3,7 @@ is running, and the schema step."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -16,6 +17,8 @@ from cairn.core import limits
 
 if TYPE_CHECKING:
     from cairn.runtime import worker
+
+log = logging.getLogger("cairn.worker")
 
 MAX = limits.MAX_SECONDS
 """The longest grace period or lease: the longest a definition's timeouts may be."""
@@ -75,6 +78,16 @@ LONGEST_POLL = 3600
     help="How long a task stays with this worker between renewals (without HeartbeatSeconds): "
     "should the worker die, others take its tasks after this. Also CAIRN_LEASE_SECONDS.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="How stderr lines are written. text: for people (each task's progress on a "
+    "terminal). json: one JSON object per line, for log shippers, with time, level, worker, "
+    "event (task.started, task.failed, worker.stopped...), message and the event's fields "
+    "(execution_id, state, task, activity, attempt, error); task progress included.",
+)
 @click.pass_context
 def worker_command(
     ctx: click.Context,
@@ -85,6 +98,7 @@ def worker_command(
     grace: float,
     poll: float,
     lease: float,
+    log_format: str,
 ) -> None:
     """Run activities and fire timers until stopped.
 
@@ -92,17 +106,24 @@ def worker_command(
     the tasks of workers that died once their lease runs out. New work wakes it at once
     (PostgreSQL notifications; on SQLite, a cheap watch of the file). SIGTERM or Ctrl-C
     stops claiming, lets running activities finish within --grace seconds, and hands back
-    the rest at once. `cairn workers` lists the workers running.
+    the rest at once. `cairn workers` lists the workers running. No line it writes holds
+    a password or an execution's data (inputs, results, error causes): `cairn history`
+    has those.
 
     \b
     Example:
       cairn worker --queue default --queue payments --concurrency 8
     """
-    from cairn.runtime import worker
+    from cairn.runtime import database, logs, worker
 
+    worker_id = worker.new_id()
+    logs.install(log_format, worker_id)
+    # From here on an error ends as a log line of its own format (see ``main``), and a
+    # thread that dies as one line, never a traceback holding a statement's parameters.
+    ctx.obj["report_error"] = _report_error
+    threading.excepthook = _thread_died
     registry = common.load_activities(modules, paths)
     tasks = common.open_dispatcher(ctx)
-    on_tty = sys.stderr.isatty()
     runner = worker.Worker(
         tasks,
         registry,
@@ -111,7 +132,8 @@ def worker_command(
         grace=grace,
         poll=poll,
         lease=lease,
-        on_progress=_print_progress if on_tty else None,
+        worker_id=worker_id,
+        on_progress=_log_progress if log_format == "json" or sys.stderr.isatty() else None,
     )
     stop = threading.Event()
 
@@ -121,29 +143,72 @@ def worker_command(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     runner.start()
-    click.echo(
-        f"worker {runner.id}: queues {', '.join(runner.queues)}; "
-        f"{len(registry)} activities; concurrency {concurrency}; lease {lease:g}s",
-        err=True,
+    log.info(
+        "worker %s: queues %s; %d activities; concurrency %d; lease %gs; database %s",
+        runner.id,
+        ", ".join(runner.queues),
+        len(registry),
+        concurrency,
+        lease,
+        database.shown(database.resolve_url(ctx.obj["db"])),
+        extra={
+            "event": "worker.started",
+            "queues": list(runner.queues),
+            "activities": len(registry),
+            "concurrency": concurrency,
+            "lease": lease,
+        },
     )
     stop.wait()
-    click.echo(f"worker {runner.id}: stopping (grace {grace:g}s)", err=True)
+    log.info(
+        "worker %s: stopping (grace %gs)", runner.id, grace, extra={"event": "worker.stopping"}
+    )
     released = runner.stop()
-    click.echo(f"worker {runner.id}: stopped; {released} task(s) handed back", err=True)
+    log.info(
+        "worker %s: stopped; %d task(s) handed back",
+        runner.id,
+        released,
+        extra={"event": "worker.stopped", "handed_back": released},
+    )
 
 
 def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _print_progress(event: worker.Progress) -> None:
+def _log_progress(event: worker.Progress) -> None:
+    """A task's progress, one line: a failure by its error name alone, since its cause is
+    the activity's own words, which may quote the data (``cairn history`` shows it)."""
+    from cairn.runtime import logs
+
     claim = event.claim
-    detail = f": {event.detail}" if event.detail else ""
-    click.echo(
-        f"{claim.execution_id}  {claim.state} [{claim.activity}] attempt {claim.attempt}"
-        f" {event.kind}{detail}",
-        err=True,
+    shown = event.error if event.kind == "failed" else event.detail
+    fields = logs.about(claim, f"task.{event.kind}")
+    if event.error:
+        fields["error"] = event.error
+    log.info(
+        "%s  %s [%s] attempt %d %s%s",
+        claim.execution_id,
+        claim.state,
+        claim.activity,
+        claim.attempt,
+        event.kind,
+        f": {shown}" if shown else "",
+        extra=fields,
     )
+
+
+def _report_error(line: str) -> None:
+    log.error("%s", line, extra={"event": "worker.failed"})
+
+
+def _thread_died(args: threading.ExceptHookArgs) -> None:
+    from cairn.runtime import database
+
+    name = args.thread.name if args.thread is not None else "a thread"
+    error = args.exc_type.__name__
+    why = database.reason(args.exc_value) if args.exc_value is not None else error
+    log.error("%s died: %s: %s", name, error, why, extra={"event": "thread.died", "error": error})
 
 
 @click.command(name="workers")
