@@ -252,6 +252,7 @@ def simulate(
     execution_id: str = EXECUTION_ID,
     start_time: float = START_TIME,
     max_steps: int = 10_000,
+    history_limit: int = decider.HISTORY_LIMIT,
 ) -> Run:
     """Run an execution to its end, or until nothing more can happen, entirely in memory.
 
@@ -262,7 +263,8 @@ def simulate(
     created first.  The clock jumps to the next due thing; nothing sleeps.  The run stops when
     the execution closes, or stays RUNNING when nothing is left to happen (a held task, a
     Wait for a signal that never comes).  More than ``max_steps`` commands raise
-    ``RuntimeError``.
+    ``RuntimeError``.  ``history_limit`` is the events a run may hold, as the writer's is: a
+    smaller one reaches ``States.HistoryLimitExceeded`` in fewer steps.
     """
     machine = definition_of(definition)
     script = _script(outcomes)
@@ -286,7 +288,7 @@ def simulate(
         nonlocal state
         if len(steps) >= max_steps:
             raise RuntimeError(f"the execution did not close within {max_steps} commands")
-        decision = decider.decide(machine, state, command, now)
+        decision = decider.decide(machine, state, command, now, history_limit=history_limit)
         opened = changes(state, decision.state)
         state = decision.state
         history.extend(decision.events)
