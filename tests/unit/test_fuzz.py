@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,13 +30,14 @@ import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as hs
 
-from cairn import activities, errors, testing
-from cairn.core import commands, events, evolve, names
+from cairn import errors, testing
+from cairn.core import events, evolve, names
 from cairn.core import state as st
 from cairn.core.expressions import Expression
 from cairn.definitions import loader
-from cairn.runtime import invoke, payloads
+from cairn.runtime import payloads
 from cairn.testing import Outcome
+from tests.unit.fuzz_activities import NOT_JSON, RAISED, Behaviour, nest
 
 EXAMPLES = int(os.environ.get("CAIRN_FUZZ_EXAMPLES", "75"))
 """Cases per run: small in the suite, raised by hand (``CAIRN_FUZZ_EXAMPLES``)."""
@@ -87,13 +86,6 @@ VALUES = hs.recursive(
     lambda inner: hs.lists(inner, max_size=4) | hs.dictionaries(KEYS, inner, max_size=4),
     max_leaves=10,
 )
-
-
-def nest(value: Any, depth: int, in_lists: bool) -> Any:
-    """``value`` wrapped ``depth`` levels deep, in lists or in objects."""
-    for _ in range(depth):
-        value = [value] if in_lists else {"a": value}
-    return value
 
 
 DEEP = hs.builds(nest, SCALARS, hs.integers(1, payloads.DEPTH - 1), hs.booleans())
@@ -351,103 +343,7 @@ def state_bodies(draw: Any, kind: str, names_: Names, depth: int, targets: list[
     return body
 
 
-# -- activities -------------------------------------------------------------------------------
-class Unreadable(Exception):
-    """An exception whose message cannot be read."""
-
-    def __str__(self) -> str:
-        raise RuntimeError("no message")
-
-
-class Outside(BaseException):
-    """An exception outside ``Exception``'s tree, as a library might define."""
-
-
-def circular() -> list[Any]:
-    loop: list[Any] = []
-    loop.append(loop)
-    return loop
-
-
-RAISED: dict[str, Callable[[], BaseException]] = {
-    "ValueError": lambda: ValueError("bad value"),
-    "KeyError": lambda: KeyError("k"),
-    "ZeroDivisionError": lambda: ZeroDivisionError("division by zero"),
-    "RecursionError": lambda: RecursionError("maximum recursion depth exceeded"),
-    "MemoryError": MemoryError,
-    "unreadable message": Unreadable,
-    "empty message": lambda: RuntimeError(""),
-    "odd message": lambda: RuntimeError("a\x00b \u2028 \U0001f600 \ud800"),
-    "SystemExit": lambda: SystemExit(3),
-    "KeyboardInterrupt": KeyboardInterrupt,
-    "GeneratorExit": GeneratorExit,
-    "BaseException": Outside,
-}
-NOT_JSON: dict[str, Callable[[], Any]] = {
-    "set": lambda: {1, 2},
-    "object": object,
-    "NaN": lambda: float("nan"),
-    "Infinity": lambda: float("-inf"),
-    "2**64": lambda: 2**64,
-    "-2**63-1": lambda: -(2**63) - 1,
-    "bytes": lambda: b"bytes",
-    "NUL": lambda: "a\x00b",
-    "NUL key": lambda: {"k\x00": 1},
-    "surrogate": lambda: "\ud800",
-    "too deep": lambda: nest(1, payloads.DEPTH + 1, True),
-    "far too deep": lambda: nest(1, sys.getrecursionlimit() + 10, False),
-    "circular": circular,
-    "tuple key": lambda: {(1, 2): 3},
-    "number keys": lambda: {1: "one", 2.5: "two and a half", False: "no", None: "none"},
-    "tuple": lambda: ("a", 1),
-    "too large": lambda: "x" * (payloads.size_limit() + 1),
-    "function": lambda: print,
-    "object in a list": lambda: [1, object()],
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Behaviour:
-    """What one attempt of an activity does, after ``after`` seconds of the simulated clock."""
-
-    kind: str
-    detail: Any = None
-    retryable: bool = True
-    after: int = 0
-
-    def handler(self, params: Any, ctx: invoke.Context) -> Any:
-        if self.kind == "echo":
-            return params
-        if self.kind == "activity_error":
-            raise activities.ActivityError(self.detail, "as scripted", retryable=self.retryable)
-        if self.kind == "raise":
-            raise RAISED[self.detail]()
-        if self.kind == "not_json":
-            return NOT_JSON[self.detail]()
-        return self.detail
-
-    def outcome(self, task: st.Task) -> Outcome:
-        """The outcome the worker would report, from the worker's own ``invoke``."""
-        if self.kind == "timeout":
-            return Outcome.time_out(self.detail, after=self.after)
-        ctx = invoke.Context(
-            execution_id=testing.EXECUTION_ID,
-            state=task.state,
-            activity=task.activity,
-            task_id=task.id,
-            attempt=task.attempt,
-            idempotency_key=task.key,
-            heartbeat_details=task.heartbeat_details,
-        )
-        command = invoke.invoke(self.handler, task.input, ctx)
-        if isinstance(command, commands.CompleteTask):
-            return Outcome.succeed(command.result, after=self.after)
-        assert isinstance(command, commands.FailTask), command
-        return Outcome.fail(
-            command.error, command.cause, retryable=command.retryable, after=self.after
-        )
-
-
+# -- activities: what each attempt does (tests/unit/fuzz_activities.py) ----------------------
 AFTER = hs.integers(0, 5)
 BEHAVIOURS = hs.one_of(
     hs.builds(Behaviour, hs.just("return"), VALUES, after=AFTER),
