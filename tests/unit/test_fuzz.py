@@ -15,7 +15,8 @@ and ``KeyboardInterrupt`` included), return what is not JSON, or time out.
 of commands, the fold of its history is its final state, and every failure recorded names
 an error and gives a cause.
 
-The suite runs a few hundred cases; ``CAIRN_FUZZ_EXAMPLES=100000`` runs more, by hand.
+The suite runs a few dozen cases, in a few seconds; ``CAIRN_FUZZ_EXAMPLES=100000`` runs more,
+by hand.
 """
 
 from __future__ import annotations
@@ -159,6 +160,8 @@ SHAPES = [
 
 
 def compiles(source: str) -> bool:
+    """Whether a shape filled with these paths is an expression (a definition would refuse
+    it, and the case would be thrown away)."""
     try:
         Expression.compile(source)
     except Exception:
