@@ -69,14 +69,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def install(form: str, worker: str) -> logging.Handler:
-    """Write the ``cairn`` loggers' records of level INFO and above to stderr in ``form``."""
+    """Write log records to stderr in ``form``: Cairn's from level INFO, others' (the
+    database driver's) from WARNING, so that a JSON log holds nothing but JSON lines."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter(worker) if form == "json" else TextFormatter())
-    logger = logging.getLogger(LOGGER)
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    # Records stop here: a root handler set up by an embedding program would write them twice.
-    logger.propagate = False
+    logging.getLogger().addHandler(handler)
+    logging.getLogger(LOGGER).setLevel(logging.INFO)
     return handler
 
 

@@ -54,6 +54,15 @@ def refuse(db_url: str, table: str, when: str = "TRUE") -> None:
         engine.dispose()
 
 
+def parsed(line: str) -> dict[str, Any]:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        raise AssertionError(f"not a JSON line: {line!r}") from None
+    assert isinstance(entry, dict), line
+    return entry
+
+
 def test_a_refused_write_is_the_drivers_one_line_without_the_data(
     db_url: str, live_client: Client
 ) -> None:
@@ -90,7 +99,7 @@ def test_a_json_worker_writes_json_lines_and_no_data(
     assert support.wait_closed(live_client, "fails")["status"] == "FAILED"
     assert process.stop() == 0
 
-    lines = [json.loads(line) for line in process.lines]
+    lines = [parsed(line) for line in process.lines]
     assert SECRET not in process.output
     assert all({"time", "level", "worker", "event", "message"} <= line.keys() for line in lines), (
         process.output
