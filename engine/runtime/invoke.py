@@ -64,6 +64,15 @@ def invoke(handler: activities.Handler, params: JSON, ctx: Context) -> commands.
         if inspect.isawaitable(result):
             result = asyncio.run(_await(result))
     except activities.ActivityError as exc:
+        if not (exc.name and payloads.storable(exc.name)):
+            # Retry and Catch rules match error names: a failure needs one they can name.
+            return commands.FailTask(
+                task_id=ctx.task_id,
+                error=names.TASK_FAILED,
+                cause=f"activity {ctx.activity} raised an ActivityError whose name is empty, "
+                f"over {payloads.NAME_LENGTH} characters or holds NUL (cause: {exc.cause})",
+                retryable=exc.retryable,
+            )
         return commands.FailTask(
             task_id=ctx.task_id, error=exc.name, cause=exc.cause, retryable=exc.retryable
         )

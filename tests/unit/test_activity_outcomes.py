@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from cairn import activities
 from cairn.core import commands, names
 from cairn.runtime import invoke
 
@@ -34,8 +35,21 @@ def raising(exc: BaseException) -> Any:
         (raising(KeyboardInterrupt()), names.TASK_FAILED, "activity A raised KeyboardInterrupt()"),
         (raising(GeneratorExit()), names.TASK_FAILED, "activity A raised GeneratorExit()"),
         (raising(Unreadable()), "Unreadable", "<Unreadable whose message could not be read>"),
+        (raising(activities.ActivityError("", "why")), names.TASK_FAILED, "activity A raised"),
+        (raising(activities.ActivityError("x" * 201)), names.TASK_FAILED, "activity A raised"),
+        (raising(activities.ActivityError("A\x00B")), names.TASK_FAILED, "activity A raised"),
+        (raising(activities.ActivityError("Custom", "why")), "Custom", "why"),
     ],
-    ids=["sys.exit", "KeyboardInterrupt", "GeneratorExit", "unreadable-message"],
+    ids=[
+        "sys.exit",
+        "KeyboardInterrupt",
+        "GeneratorExit",
+        "unreadable-message",
+        "empty-error-name",
+        "long-error-name",
+        "nul-in-error-name",
+        "named-error",
+    ],
 )
 def test_whatever_a_handler_raises_is_a_task_failure(handler: Any, error: str, cause: str) -> None:
     outcome = invoke.invoke(handler, {}, CTX)

@@ -354,7 +354,9 @@ BEHAVIOURS = hs.one_of(
     hs.builds(
         Behaviour,
         hs.just("activity_error"),
-        hs.sampled_from(["E1", "E2", "ValueError", names.TASK_FAILED, names.TIMEOUT, "Odd.Name"]),
+        hs.sampled_from(
+            ["E1", "E2", "ValueError", names.TASK_FAILED, names.TIMEOUT, "Odd.Name", "", "A\x00B"]
+        ),
         hs.booleans(),
         AFTER,
     ),
