@@ -172,20 +172,26 @@ def _shorten(text: str, limit: int = 80) -> str:
 
 
 # -- ids and names -----------------------------------------------------------------------
+def _name(value: object, what: str, length: int) -> str:
+    """``value`` as a non-empty string of at most ``length`` characters, else refused."""
+    if not isinstance(value, str) or not value:
+        article = "an" if what[0] in "aeiou" else "a"
+        raise errors.InvalidInput(f"{article} {what} is a non-empty string, not {value!r}")
+    if len(value) > length:
+        raise errors.InvalidInput(
+            f"{what} {_shorten(value, 40)!r} is {len(value)} characters long; the limit is {length}"
+        )
+    return value
+
+
 def new_execution_id(execution_id: object) -> str:
     """An id a new execution may take: up to 100 letters, digits, '_', '.', '-' or '@'."""
-    if not isinstance(execution_id, str) or not execution_id:
-        raise errors.InvalidInput(f"an execution id is a non-empty string, not {execution_id!r}")
-    if len(execution_id) > ID_LENGTH:
+    name = _name(execution_id, "execution id", ID_LENGTH)
+    if not ID.fullmatch(name):
         raise errors.InvalidInput(
-            f"execution id {_shorten(execution_id, 40)!r} is {len(execution_id)} characters "
-            f"long; the limit is {ID_LENGTH}"
+            f"execution id {name!r} may hold only letters, digits, '_', '.', '-' and '@'"
         )
-    if not ID.fullmatch(execution_id):
-        raise errors.InvalidInput(
-            f"execution id {execution_id!r} may hold only letters, digits, '_', '.', '-' and '@'"
-        )
-    return execution_id
+    return name
 
 
 def known_execution_id(execution_id: object) -> str:
@@ -241,33 +247,21 @@ def row_limit(limit: object) -> int:
 
 def signal_name(name: object) -> str:
     """A signal name a Wait can take: up to 200 letters, digits, '_', '.' or '-'."""
-    if not isinstance(name, str) or not name:
-        raise errors.InvalidInput(f"a signal name is a non-empty string, not {name!r}")
-    if len(name) > NAME_LENGTH:
+    checked = _name(name, "signal name", NAME_LENGTH)
+    if not SIGNAL.fullmatch(checked):
         raise errors.InvalidInput(
-            f"signal name {_shorten(name, 40)!r} is {len(name)} characters long; "
-            f"the limit is {NAME_LENGTH}"
-        )
-    if not SIGNAL.fullmatch(name):
-        raise errors.InvalidInput(
-            f"signal name {name!r} may hold only letters, digits, '_', '.' and '-', "
+            f"signal name {checked!r} may hold only letters, digits, '_', '.' and '-', "
             "as a Wait's Signal does"
         )
-    return name
+    return checked
 
 
 def error_name(name: object) -> str:
     """The error a callback fails with: a non-empty name of up to 200 characters."""
-    if not isinstance(name, str) or not name:
-        raise errors.InvalidInput(f"an error name is a non-empty string, not {name!r}")
-    if len(name) > NAME_LENGTH:
-        raise errors.InvalidInput(
-            f"error name {_shorten(name, 40)!r} is {len(name)} characters long; "
-            f"the limit is {NAME_LENGTH}"
-        )
-    if "\x00" in name:
-        raise errors.InvalidInput(f"error name {name!r} holds a NUL character (\\u0000)")
-    return name
+    checked = _name(name, "error name", NAME_LENGTH)
+    if "\x00" in checked:
+        raise errors.InvalidInput(f"error name {checked!r} holds a NUL character (\\u0000)")
+    return checked
 
 
 def text(value: object, what: str) -> str:
