@@ -24,6 +24,9 @@ from cairn.core import commands, names
 from cairn.jsontypes import JSON
 from cairn.runtime import payloads
 
+Outcome = commands.CompleteTask | commands.FailTask
+"""What one run of an activity ends in: the command that records it."""
+
 _NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 """A NUL character as JSON writes it: ``\\u0000`` after an even number of backslashes."""
 
@@ -57,7 +60,7 @@ class Context:
             self.cancelled = True
 
 
-def invoke(handler: activities.Handler, params: JSON, ctx: Context) -> commands.Command:
+def invoke(handler: activities.Handler, params: JSON, ctx: Context) -> Outcome:
     """Run ``handler`` and turn whatever happens into CompleteTask or FailTask."""
     try:
         result = handler(params, ctx)
@@ -102,7 +105,7 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-def check_result(ctx: Context, result: Any) -> commands.Command:
+def check_result(ctx: Context, result: Any) -> Outcome:
     """A valid result completes the task; one not JSON, too large or with NUL fails it."""
     try:
         # Strict JSON (no NaN or Infinity), and storable as the store encodes it (orjson

@@ -253,7 +253,7 @@ class Worker:
             # The next attempt starts from where this one got to.
             outcome = dataclasses.replace(outcome, heartbeat_details=checkpoint[0])
         try:
-            following = self._record(claim, outcome)  # type: ignore[arg-type]
+            following = self._record(claim, outcome)
         except sa.exc.OperationalError as exc:
             # Stopping with nothing recorded: the task goes back (handed back, or when the
             # lease runs out) and runs again with the same key.  The slot lives on; letting
@@ -291,7 +291,7 @@ class Worker:
 
     def _invoke(
         self, claim: leasing.Claim, ctx: invoke.Context, beaten: list[float]
-    ) -> commands.Command | None:
+    ) -> invoke.Outcome | None:
         """Run the activity; None when it outlived its timeout and was left running.
 
         Python cannot stop a thread.  An activity with TimeoutSeconds or HeartbeatSeconds
@@ -303,7 +303,7 @@ class Worker:
         handler = self.registry[claim.activity]
         if claim.deadline is None and claim.heartbeat is None:
             return invoke.invoke(handler, claim.input, ctx)
-        outcome: list[commands.Command] = []
+        outcome: list[invoke.Outcome] = []
         done = threading.Event()
 
         def run() -> None:
@@ -323,9 +323,7 @@ class Worker:
                 ctx.cancelled = True  # should it look, the activity learns it may stop
                 return None
 
-    def _record(
-        self, claim: leasing.Claim, outcome: commands.CompleteTask | commands.FailTask
-    ) -> list[leasing.Claim] | None:
+    def _record(self, claim: leasing.Claim, outcome: invoke.Outcome) -> list[leasing.Claim] | None:
         """Record an outcome, trying again while the database refuses (a lost connection, a
         full disk), until the worker stops.
 
