@@ -17,7 +17,6 @@ from typing import Any
 
 from cairn.runtime import database, leasing
 
-FORMATS = ("text", "json")
 LOGGER = "cairn"
 log = logging.getLogger("cairn.worker")
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
